@@ -1,0 +1,60 @@
+"""The runtime registry: ``local`` (processes), ``docker`` (an engine), ``kubernetes`` (a cluster)."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import RuntimeUnavailable, UnknownRuntime
+from .base import App, Availability, Event, Runtime, Table, registry
+
+# Each module registers its class on import; none imports an SDK at import time.
+_MODULES = {"local": "local", "docker": "docker", "kubernetes": "kubernetes"}
+# "auto" prefers the richest runtime that answers; local always works.
+AUTO_ORDER = ("kubernetes", "docker", "local")
+
+
+def runtime_class(name: str) -> type[Runtime]:
+    if name not in _MODULES:
+        raise UnknownRuntime(f"There is no runtime {name!r}.",
+                             fix=f"use one of: auto, {', '.join(_MODULES)}")
+    try:
+        importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith(__name__):
+            raise RuntimeUnavailable(f"The {name} runtime is not part of this version of appcoup yet.",
+                                     fix="use runtime('local')") from None
+        raise
+    return registry()[name]
+
+
+def availability(name: str) -> Availability:
+    try:
+        return runtime_class(name).availability()
+    except RuntimeUnavailable as e:
+        return Availability(name, False, e.what, e.fix)
+
+
+def runtime(name: str = "auto") -> Runtime:
+    """The runtime ``name``; ``"auto"`` picks the best usable one (local at worst).
+
+    A runtime that is not usable here raises :class:`RuntimeUnavailable` with the one step
+    that would make it usable.
+    """
+    if name == "auto":
+        for cand in AUTO_ORDER:
+            if availability(cand).ok:
+                return runtime_class(cand)()
+        return runtime_class("local")()
+    cls = runtime_class(name)
+    av = cls.availability()
+    if not av.ok:
+        raise RuntimeUnavailable(f"The {name} runtime is not usable here: {av.detail}", fix=av.fix)
+    return cls()
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_MODULES)
+
+
+__all__ = ["App", "Availability", "Event", "Runtime", "Table", "availability", "names", "runtime",
+           "runtime_class"]

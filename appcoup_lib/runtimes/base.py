@@ -1,0 +1,318 @@
+"""The one interface every runtime implements, and what all runtimes share.
+
+A runtime subclass implements a handful of hooks (``_start``, ``_stop``, ``_status`` ...); the
+base class owns waiting, reading ``/data``, the context manager and teardown in ``finally``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from ..errors import AppcoupError, NotFound, NotReady
+from ..progress import Progress
+from ..scenarios import Scenario, scenario as get_scenario
+
+LABEL = "app.kubernetes.io/part-of"
+LABEL_VALUE = "appcoup"
+PREFIX = "appcoup-"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a runtime is usable here; when not, why and the one step that fixes it."""
+
+    runtime: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        mark = "ok " if self.ok else "-- "
+        return f"{mark}{self.runtime:<11} {self.detail}" + (f"\n{'':15}fix: {self.fix}" if self.fix else "")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of an app's timeline: what the runtime did, and when (epoch seconds)."""
+
+    time: float
+    container: str
+    kind: str  # started | exited | restarted | killed | probe-failed | stopped ...
+    detail: str = ""
+
+    def __str__(self) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.time)) + f".{int(self.time * 1000) % 1000:03d}"
+        return f"{stamp}  {self.container:<10} {self.kind:<12} {self.detail}"
+
+
+class Table(list):
+    """A list of dict rows that prints as an aligned table (and as HTML in a notebook)."""
+
+    def __init__(self, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+        super().__init__(rows)
+        self.columns = columns or (list(rows[0]) if rows else [])
+
+    def __str__(self) -> str:
+        if not self:
+            return "(nothing)"
+        cells = [[str(r.get(c, "")) for c in self.columns] for r in self]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(self.columns)]
+        line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+        return "\n".join([line(self.columns), *(line(r) for r in cells)])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td style='text-align:left'><code>{html.escape(str(r.get(c, '')))}</code></td>"
+                             for c in self.columns) + "</tr>"
+            for r in self
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def parse_numbers(body: str) -> list[int]:
+    """The numbers in a /data body, one a line (a half-written last line is skipped)."""
+    out = []
+    for line in body.splitlines():
+        line = line.strip()
+        if line.isdigit():
+            out.append(int(line))
+    return out
+
+
+class App(ABC):
+    """A running scenario. Returned by :meth:`Runtime.up`; also a context manager."""
+
+    def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float) -> None:
+        self.runtime = runtime
+        self.scenario = scenario
+        self.name = name
+        self.interval = interval
+        self._down = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.scenario.name!r} on {self.runtime.name} at {self.url}>"
+
+    # -- what every runtime provides -------------------------------------------------------
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where ``/data`` is served (``http://host:port``)."""
+
+    @abstractmethod
+    def status(self) -> dict[str, dict[str, Any]]:
+        """``{container: {"running": bool, "restarts": int, ...}}``."""
+
+    @abstractmethod
+    def processes(self) -> Table:
+        """What runs in each container: a ps-like table."""
+
+    @abstractmethod
+    def _kill(self, container: str, program: str) -> None:
+        """SIGKILL ``program`` inside ``container`` (the container's main process if equal)."""
+
+    @abstractmethod
+    def events(self) -> list[Event]:
+        """The timeline of what the runtime did, oldest first."""
+
+    @abstractmethod
+    def logs(self, container: str) -> str:
+        """What a container printed."""
+
+    @abstractmethod
+    def _teardown(self) -> None:
+        """Stop everything this app started, wait for it, remove its state."""
+
+    # -- shared behaviour --------------------------------------------------------------------
+    def kill(self, program: str) -> None:
+        """Crash one program the way a real crash looks: SIGKILL, no clean-up.
+
+        ``program`` is a container name, or a program inside a supervisor container
+        (``kill("echo")`` in `single-image` kills echo inside the one container).
+        """
+        for c in self.scenario.containers:
+            if program == c.name or program in c.programs:
+                self._kill(c.name, program)
+                return
+        valid = sorted({p for c in self.scenario.containers for p in (c.name, *c.programs)})
+        raise NotFound(f"There is no program {program!r} in scenario {self.scenario.name!r}.",
+                       fix=f"use one of: {', '.join(valid)}")
+
+    def fetch(self, path: str = "/data", timeout: float = 2.0) -> str:
+        """GET ``path`` from the app; raises :class:`NotReady` when it does not answer."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+                return r.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise NotReady(f"{self.url}{path} does not answer ({reason}).",
+                           why=f"the {self.scenario.entry[1]} program is not serving right now",
+                           fix="look at app.status() and app.events(), or app.logs('echo')") from None
+
+    def data(self) -> list[int]:
+        """The numbers echo serves now."""
+        return parse_numbers(self.fetch("/data"))
+
+    def answers(self) -> bool:
+        """True when GET /data answers with status 200."""
+        try:
+            self.fetch("/data", timeout=1.0)
+            return True
+        except NotReady:
+            return False
+
+    def wait_ready(self, timeout: float = 30, *, progress: bool | None = None) -> App:
+        """Wait until GET /data answers with at least one number."""
+        deadline = time.monotonic() + timeout
+        with Progress(f"waiting for {self.scenario.name} to serve /data", total=None, enabled=progress) as bar:
+            while True:
+                try:
+                    if self.data():
+                        return self
+                except NotReady:
+                    pass
+                if time.monotonic() > deadline:
+                    raise NotReady(
+                        f"{self.scenario.name!r} on {self.runtime.name} served no number at {self.url}/data "
+                        f"within {timeout:g} s.",
+                        why=self._not_ready_hint(),
+                        fix="look at app.status(), app.events() and app.logs(NAME); then app.down()",
+                    )
+                bar.tick()
+                time.sleep(0.05)
+
+    def _not_ready_hint(self) -> str:
+        try:
+            st = self.status()
+        except AppcoupError as e:
+            return str(e)
+        return "; ".join(f"{c}: {'running' if s.get('running') else 'not running'}" for c, s in st.items())
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> float:
+        """Poll ``predicate`` until true; returns the seconds it took."""
+        start = time.monotonic()
+        while not predicate():
+            if time.monotonic() - start > timeout:
+                raise NotReady(f"Timed out after {timeout:g} s waiting for {what}.",
+                               fix="look at app.status() and app.events()")
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+    def down(self) -> None:
+        """Stop everything this app started and remove its state (safe to call twice)."""
+        if self._down:
+            return
+        self._down = True
+        try:
+            self._teardown()
+        finally:
+            self.runtime._forget(self)
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+class Runtime(ABC):
+    """Where a scenario runs. Subclasses register themselves under ``name``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._apps: list[App] = []
+        atexit.register(self._down_all)
+
+    # -- hooks ---------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def availability(cls) -> Availability:
+        """Whether this runtime is usable here (cheap; never raises)."""
+
+    @abstractmethod
+    def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None) -> App:
+        """Start ``scenario``; return at once (before it is ready)."""
+
+    @abstractmethod
+    def attach(self, scenario: str, name: str | None = None) -> App:
+        """An :class:`App` for a scenario already running (started by another process)."""
+
+    @abstractmethod
+    def running(self) -> list[dict[str, Any]]:
+        """The apps appcoup runs on this runtime now: ``[{"name", "scenario", "url"}]``."""
+
+    @classmethod
+    @abstractmethod
+    def clean(cls) -> list[str]:
+        """Remove everything appcoup started on this runtime; return what was removed."""
+
+    # -- shared --------------------------------------------------------------------------------
+    def up(self, scenario: str | Scenario, *, interval: float = 2, port: int = 8000,
+           supervisor: Literal["naive", "init"] = "naive", name: str | None = None,
+           progress: bool | None = None, detach: bool = False) -> App:
+        """Start ``scenario`` and return at once; call ``wait_ready()`` on the result.
+
+        Args:
+            scenario: a scenario name (``"pod"``) or a :class:`Scenario`.
+            interval: seconds between two numbers of the generator.
+            port: where ``/data`` is published; 0 picks a free port.
+            supervisor: for `single-image`, the naive ``app.sh`` or the forwarding ``app-init.sh``.
+            name: the app's name (default ``appcoup-<scenario>``).
+            progress: show progress bars (default: when interactive).
+            detach: leave it running when this Python process exits (the CLI's ``up``).
+        """
+        sc = get_scenario(scenario)
+        sc.check_runtime(self.name)
+        if sc.name == "single-image" or supervisor != "naive":
+            sc = sc.with_supervisor(supervisor)
+        if interval <= 0:
+            raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+        app = self._up(sc, name or f"{PREFIX}{sc.name}", interval=interval, port=port, progress=progress)
+        if not detach:
+            self._apps.append(app)
+        return app
+
+    def _forget(self, app: App) -> None:
+        if app in self._apps:
+            self._apps.remove(app)
+
+    def _down_all(self) -> None:
+        for app in list(self._apps):
+            try:
+                app.down()
+            except Exception:  # noqa: BLE001 - best effort at interpreter exit
+                pass
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+_REGISTRY: dict[str, type[Runtime]] = {}
+
+
+def register(cls: type[Runtime]) -> type[Runtime]:
+    """Class decorator: make a runtime available under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Runtime]]:
+    return dict(_REGISTRY)
+
+
+def iter_runtimes() -> Iterator[type[Runtime]]:
+    yield from _REGISTRY.values()

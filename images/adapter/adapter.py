@@ -1,0 +1,64 @@
+"""adapter: expose the generator's data file over HTTP, so a Service can carry it.
+
+A Service routes network traffic; it cannot share a file. The adapter runs beside the generator
+(same pod, same volume) and serves ``GET /data`` from the file, plus ``/healthz`` (the process
+answers) and ``/readyz`` (the data file exists). ``PORT`` defaults to 8080, ``DATA_FILE`` to
+``data`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import threading
+
+PORT = int(os.environ.get("PORT", "8080"))
+DATA_FILE = os.environ.get("DATA_FILE", "data")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?")[0]
+        if path == "/healthz":
+            self._send(200, b"ok\n")
+        elif path == "/readyz":
+            ready = os.path.exists(DATA_FILE)
+            self._send(200 if ready else 503, b"ready\n" if ready else b"no data file yet\n")
+        elif path == "/data":
+            try:
+                with open(DATA_FILE, "rb") as f:
+                    self._send(200, f.read())
+            except FileNotFoundError:
+                self._send(404, b"no data file yet\n")
+        else:
+            self._send(404, b"try /data, /healthz or /readyz\n")
+
+    def _send(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        if os.environ.get("ECHO_QUIET") != "1":
+            super().log_message(format, *args)
+
+
+def main() -> None:
+    server = http.server.ThreadingHTTPServer(("", PORT), Handler)
+    server.daemon_threads = True
+
+    def stop(signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"adapter: serving {DATA_FILE} on port {PORT}", flush=True)
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()

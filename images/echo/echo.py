@@ -1,0 +1,71 @@
+"""echo: serve the numbers the generator writes, over HTTP.
+
+File mode (default): serve the working directory, so ``GET /data`` returns the file ``data``.
+Remote mode (``SOURCE_URL`` set): fetch the numbers from that URL (the adapter, found by a
+name) on every request and serve them at ``/data`` the same way.
+
+``PORT`` (default 8000) picks the port. SIGTERM stops the server at once: as PID 1 in a
+container a process gets no default signal handlers, so we install one.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+PORT = int(os.environ.get("PORT", "8000"))
+SOURCE_URL = os.environ.get("SOURCE_URL", "")
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/healthz":
+            self._send(200, b"ok\n")
+        elif SOURCE_URL and self.path.split("?")[0] == "/data":
+            try:
+                with urllib.request.urlopen(SOURCE_URL, timeout=2) as r:
+                    body = r.read()
+            except (urllib.error.URLError, OSError) as e:
+                self._send(502, f"cannot reach {SOURCE_URL}: {e}\n".encode())
+            else:
+                self._send(200, body)
+        else:
+            super().do_GET()
+
+    def _send(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        if os.environ.get("ECHO_QUIET") != "1":
+            super().log_message(format, *args)
+
+
+def main() -> None:
+    server = http.server.ThreadingHTTPServer(("", PORT), Handler)
+    server.daemon_threads = True
+
+    def stop(signum: int, _frame: object) -> None:
+        # shutdown() blocks until serve_forever returns, so call it from another thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    mode = f"remote mode, numbers from {SOURCE_URL}" if SOURCE_URL else f"serving {os.getcwd()}"
+    print(f"echo: listening on port {PORT}, {mode}", flush=True)
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+    print("echo: stopped", flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
