@@ -1,0 +1,28 @@
+"""appcoup: couple two programs in containers, for real, wherever you are.
+
+::
+
+    import appcoup_lib as ac
+    rt = ac.runtime("auto")              # "local" | "docker" | "kubernetes"
+    with rt.up("pod", interval=0.5) as app:
+        app.wait_ready()
+        app.data()                       # the numbers echo serves
+        app.kill("echo")                 # a crash: what restarts, and how fast?
+        app.events()                     # what the runtime did
+"""
+
+from __future__ import annotations
+
+from .doctor import clean, doctor
+from .errors import (AlreadyUp, AppcoupError, BuildError, NotFound, NotReady, NotSupported, PortInUse,
+                     RuntimeUnavailable, UnknownRuntime, UnknownScenario)
+from .runtimes import App, Event, Runtime, runtime
+from .scenarios import SCENARIOS, Scenario, scenario
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyUp", "App", "AppcoupError", "BuildError", "Event", "NotFound", "NotReady", "NotSupported",
+    "PortInUse", "Runtime", "RuntimeUnavailable", "SCENARIOS", "Scenario", "UnknownRuntime",
+    "UnknownScenario", "clean", "doctor", "runtime", "scenario",
+]
