@@ -47,4 +47,20 @@ def clean() -> list[str]:
     return removed
 
 
-__all__ = ["Availability", "Report", "clean", "doctor"]
+
+
+
+def running() -> list[dict[str, str]]:
+    """What appcoup runs now, on every runtime that answers."""
+    from .runtimes import runtime as get_runtime
+
+    rows: list[dict[str, str]] = []
+    for r in doctor():
+        if r.ok:
+            try:
+                rows += get_runtime(r.runtime).running()
+            except Exception:  # noqa: BLE001 - a runtime that fails to list is reported by doctor
+                continue
+    return rows
+
+__all__ = ["Availability", "Report", "clean", "doctor", "running"]

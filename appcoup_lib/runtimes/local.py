@@ -69,6 +69,8 @@ def _port_holder(port: int) -> str:
 def _check_port(port: int) -> int:
     """Return a free port: ``port`` itself if free (else :class:`PortInUse`), any if 0."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As http.server does: connections in TIME_WAIT must not count as "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("", port))
         except OSError:

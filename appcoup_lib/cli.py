@@ -1,0 +1,158 @@
+"""The ``appcoup`` command: the library's verbs from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import AppcoupError, UnknownRuntime, UnknownScenario
+from .scenarios import SCENARIOS
+
+EXIT_USAGE = 2
+
+
+def _runtime_arg(value: str) -> str:
+    from .runtimes import names
+
+    if value != "auto" and value not in names():
+        raise argparse.ArgumentTypeError(f"unknown runtime {value!r}; valid: auto, {', '.join(names())}")
+    return value
+
+
+def _scenario_arg(value: str) -> str:
+    if value not in SCENARIOS:
+        raise argparse.ArgumentTypeError(f"unknown scenario {value!r}; valid: {', '.join(SCENARIOS)}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="appcoup", description="Couple two programs in containers, for real.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help: str, scenario: bool = False, runtime: bool = True) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help, description=help)
+        if scenario:
+            s.add_argument("scenario", type=_scenario_arg, metavar="SCENARIO", help=", ".join(SCENARIOS))
+        if runtime:
+            s.add_argument("--runtime", "-r", type=_runtime_arg, default="auto",
+                           help="local, docker, kubernetes or auto (default)")
+        return s
+
+    cmd("doctor", "which runtimes are usable here, and how to make the others usable", runtime=False)
+    up = cmd("up", "start a scenario in the background and print its URL", scenario=True)
+    up.add_argument("--interval", type=float, default=2.0, help="seconds between two numbers (default 2)")
+    up.add_argument("--port", type=int, default=8000, help="port serving /data (default 8000; 0 = any free)")
+    up.add_argument("--supervisor", choices=("naive", "init"), default="naive",
+                    help="single-image: the naive app.sh or the signal-forwarding app-init.sh")
+    cmd("status", "what appcoup runs now, on every runtime", runtime=False)
+    cmd("data", "print the numbers a running scenario serves", scenario=True)
+    k = cmd("kill", "crash one program of a running scenario (SIGKILL)", scenario=True)
+    k.add_argument("container", metavar="CONTAINER", help="generator, echo, adapter or app")
+    cmd("events", "what the runtime did for a running scenario", scenario=True)
+    cmd("down", "stop a scenario and remove what it created", scenario=True)
+    cmd("clean", "remove everything appcoup started, on every runtime", runtime=False)
+    c = cmd("course", "run every notebook headless with papermill into build/course")
+    c.add_argument("--interval", type=float, default=0.2)
+    c.add_argument("--duration", type=float, default=3.0)
+    c.add_argument("--out", default="build/course")
+    im = sub.add_parser("images", help="build the course's images (Docker)")
+    im_sub = im.add_subparsers(dest="images_cmd", required=True, metavar="SUBCOMMAND")
+    b = im_sub.add_parser("build", help="build generator, echo, adapter, combined (no registry needed)")
+    b.add_argument("--offline", action="store_true", help="build the base images from this machine too")
+    b.add_argument("--quiet", action="store_true", help="no progress display")
+    return p
+
+
+def _attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .runtimes import runtime
+
+    if args.runtime == "auto":
+        # The app may run anywhere: find it where it runs.
+        from .doctor import running
+
+        for row in running():
+            if row["scenario"] == args.scenario:
+                return runtime(row["runtime"]).attach(args.scenario)
+    return runtime("local" if args.runtime == "auto" else args.runtime).attach(args.scenario)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (UnknownScenario, UnknownRuntime) as e:
+        print(f"appcoup: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except AppcoupError as e:
+        print(f"appcoup: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("appcoup: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .doctor import clean, doctor, running
+    from .runtimes import runtime
+
+    if args.cmd == "doctor":
+        print(doctor())
+    elif args.cmd == "up":
+        rt = runtime(args.runtime)
+        app = rt.up(args.scenario, interval=args.interval, port=args.port, supervisor=args.supervisor,
+                    detach=True)
+        try:
+            app.wait_ready(timeout=120)
+        except AppcoupError:
+            app.down()
+            raise
+        print(f"{args.scenario} runs on {rt.name}: {app.url}/data")
+        print(f"stop it with: appcoup down {args.scenario} --runtime {rt.name}")
+    elif args.cmd == "status":
+        rows = running()
+        if not rows:
+            print("appcoup runs nothing right now.")
+        for row in rows:
+            print(f"{row['runtime']:<11} {row['scenario']:<13} {row['url']}/data")
+            try:
+                for name, st in runtime(row["runtime"]).attach(row["scenario"]).status().items():
+                    state = "running" if st["running"] else "not running"
+                    print(f"{'':13}{name:<11} {state:<12} restarts={st['restarts']}")
+            except AppcoupError as e:
+                print(f"{'':13}{e.what}")
+    elif args.cmd == "data":
+        print("\n".join(str(n) for n in _attach(args).data()))
+    elif args.cmd == "kill":
+        app = _attach(args)
+        app.kill(args.container)
+        print(f"killed {args.container} in {args.scenario} on {app.runtime.name}")
+    elif args.cmd == "events":
+        for e in _attach(args).events():
+            print(e)
+    elif args.cmd == "down":
+        app = _attach(args)
+        app.down()
+        print(f"{args.scenario} on {app.runtime.name}: stopped and removed")
+    elif args.cmd == "clean":
+        removed = clean()
+        print("\n".join(removed) if removed else "nothing to clean: appcoup runs nothing")
+    elif args.cmd == "course":
+        from .course import run_course
+
+        results = run_course(runtime=args.runtime, interval=args.interval, duration=args.duration,
+                             out=args.out)
+        failed = [r for r in results if r.error]
+        return 1 if failed else 0
+    elif args.cmd == "images":
+        from . import images
+
+        built = images.build(offline=args.offline or None, progress=not args.quiet)
+        for b in built.values():
+            print(f"{b.name:<14} {b.tag:<32} {'built' if b.built else 'up to date':<11} {b.seconds:6.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
