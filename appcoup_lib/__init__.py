@@ -13,16 +13,27 @@
 
 from __future__ import annotations
 
-from .doctor import clean, doctor
+from .doctor import clean, doctor, running
 from .errors import (AlreadyUp, AppcoupError, BuildError, NotFound, NotReady, NotSupported, PortInUse,
                      RuntimeUnavailable, UnknownRuntime, UnknownScenario)
-from .runtimes import App, Event, Runtime, runtime
+from . import measure
+from .measure import watch
+from .runtimes import App, Event, Runtime, Table, runtime, runtime_for
 from .scenarios import SCENARIOS, Scenario, scenario
 
 __version__ = "0.1.0"
 
+
+def matrix() -> "Table":
+    """Scenarios x runtimes: what couples the programs, and where each one runs."""
+    from .runtimes import Table, names
+
+    return Table([{"scenario": s.name, "couples the programs by": s.couples_by,
+                   **{r: ("yes" if r in s.runtimes else "n/a") for r in names()}}
+                  for s in SCENARIOS.values()])
+
 __all__ = [
     "AlreadyUp", "App", "AppcoupError", "BuildError", "Event", "NotFound", "NotReady", "NotSupported",
     "PortInUse", "Runtime", "RuntimeUnavailable", "SCENARIOS", "Scenario", "UnknownRuntime",
-    "UnknownScenario", "clean", "doctor", "runtime", "scenario",
+    "UnknownScenario", "clean", "doctor", "matrix", "measure", "runtime", "runtime_for", "running", "scenario", "watch",
 ]

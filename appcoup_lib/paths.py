@@ -22,3 +22,12 @@ def state_dir() -> Path:
     p = Path(base)
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def notebooks_dir() -> Path:
+    """The course's ``notebooks/`` directory (beside the package in a checkout)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "notebooks", here / "notebooks"):
+        if cand.is_dir():
+            return cand
+    raise FileNotFoundError("appcoup's notebooks/ directory is missing; run from a checkout of the course")

@@ -56,5 +56,29 @@ def names() -> tuple[str, ...]:
     return tuple(_MODULES)
 
 
-__all__ = ["App", "Availability", "Event", "Runtime", "Table", "availability", "names", "runtime",
+__all__ = ["App", "Availability", "Event", "Runtime", "Table", "availability", "names", "runtime", "runtime_for",
            "runtime_class"]
+
+
+def runtime_for(scenario: str, name: str = "auto") -> Runtime:
+    """The runtime to run ``scenario`` on in a notebook.
+
+    ``"auto"`` picks the best usable runtime that supports the scenario. An explicit runtime that
+    cannot run this scenario (an "n/a" cell: `separate` on Kubernetes, say) is replaced by local,
+    with one line saying why; a runtime that is not usable here raises with the step that fixes it.
+    """
+    from ..scenarios import scenario as get_scenario
+
+    sc = get_scenario(scenario)
+    if name == "auto":
+        for cand in AUTO_ORDER:
+            if cand in sc.runtimes and availability(cand).ok:
+                return runtime_class(cand)()
+        return runtime_class("local")()
+    if name not in sc.runtimes:
+        runtime_class(name)  # an unknown name still lists the valid ones
+        if "local" not in sc.runtimes:
+            sc.check_runtime(name)
+        print(f"{sc.name!r} does not run on {name}: {sc.unsupported[name]}. This part runs on local instead.")
+        return runtime("local")
+    return runtime(name)

@@ -158,7 +158,7 @@ class App(ABC):
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise NotReady(f"{self.url}{path} does not answer ({reason}).",
-                           why=f"the {self.scenario.entry[1]} program is not serving right now",
+                           why="echo is not serving right now (crashed, restarting or not started yet)",
                            fix="look at app.status() and app.events(), or app.logs('echo')") from None
 
     def data(self) -> list[int]:

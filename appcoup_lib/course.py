@@ -1,0 +1,51 @@
+"""Run the course headless: every notebook through papermill, into ``build/course``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import notebooks_dir
+
+
+@dataclass
+class Result:
+    notebook: str
+    output: Path
+    seconds: float
+    error: str = ""
+
+
+def notebooks() -> list[Path]:
+    return sorted(notebooks_dir().glob("[0-9][0-9]-*.ipynb"))
+
+
+def run_course(*, runtime: str = "local", interval: float = 0.2, duration: float = 3.0,
+               out: str | Path = "build/course", only: list[str] | None = None,
+               kernel: str | None = None, progress: bool = True) -> list[Result]:
+    """Execute each notebook with ``runtime``, ``interval`` and ``duration`` as parameters."""
+    import papermill as pm
+
+    out = Path(out) / runtime
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for nb in notebooks():
+        if only and not any(nb.stem.startswith(o) for o in only):
+            continue
+        target = out / nb.name
+        t0 = time.monotonic()
+        error = ""
+        try:
+            pm.execute_notebook(str(nb), str(target), cwd=str(nb.parent), kernel_name=kernel,
+                                parameters={"runtime": runtime, "interval": interval, "duration": duration},
+                                progress_bar=False)
+        except pm.PapermillExecutionError as e:
+            error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+        r = Result(nb.name, target, time.monotonic() - t0, error)
+        results.append(r)
+        if progress:
+            print(f"{'FAIL' if error else 'ok':<5} {nb.name:<36} {r.seconds:6.1f} s  {error}", flush=True)
+    if progress:
+        print(f"executed notebooks are in {out.resolve()}")
+    return results
