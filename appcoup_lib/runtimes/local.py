@@ -351,7 +351,9 @@ class LocalRuntime(Runtime):
                     # its first one-second poll.
                     "autostart=false",
                     f"autorestart={'true' if unit.restart == 'always' else 'false'}",
-                    "startsecs=1", "startretries=5",  # a crash loop backs off, then gives up
+                    # A crash loop backs off, then gives up; without a restart policy, nothing retries.
+                    "startsecs=1" if unit.restart == "always" else "startsecs=0",
+                    "startretries=5" if unit.restart == "always" else "startretries=0",
                     "stopasgroup=true", "killasgroup=true", f"stopwaitsecs={STOP_GRACE}",
                     f"stdout_logfile={home / 'logs' / (c.name + '.log')}", "redirect_stderr=true",
                     "stdout_logfile_maxbytes=0", "",

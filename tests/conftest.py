@@ -1,0 +1,78 @@
+"""Shared test set-up: a private state dir, runtime requirements, and a leak check after each test.
+
+``APPCOUP_REQUIRE=local,docker`` (set by ``.ci/run``) turns a missing runtime into a failure;
+without it, tests of a runtime this machine lacks are skipped and listed in the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Everything the tests start lives in its own state dir, apart from a learner's own.
+os.environ.setdefault("APPCOUP_STATE", tempfile.mkdtemp(prefix="appcoup-test-state-"))
+os.environ.setdefault("APPCOUP_PROGRESS", "0")
+
+import appcoup_lib as ac  # noqa: E402
+from appcoup_lib.runtimes import availability  # noqa: E402
+from appcoup_lib.runtimes.local import _strays  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIMES = ("local", "docker", "kubernetes")
+_skipped: dict[str, tuple[int, str]] = {}
+
+
+def required() -> set[str]:
+    return {r.strip() for r in os.environ.get("APPCOUP_REQUIRE", "").split(",") if r.strip()}
+
+
+_availability: dict[str, ac.runtimes.Availability] = {}
+
+
+def runtime_available(name: str):  # -> Availability
+    if name not in _availability:
+        _availability[name] = availability(name)
+    return _availability[name]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name in RUNTIMES:
+        if item.get_closest_marker(name) is None:
+            continue
+        av = runtime_available(name)
+        if av.ok:
+            continue
+        if name in required():
+            pytest.fail(f"runtime {name} is required here (APPCOUP_REQUIRE) but not usable: {av.detail}. "
+                        f"Fix: {av.fix}", pytrace=False)
+        n, _ = _skipped.get(name, (0, ""))
+        _skipped[name] = (n + 1, f"{av.detail} -- fix: {av.fix}")
+        pytest.skip(f"runtime {name} is not usable here: {av.detail}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    if not _skipped:
+        return
+    terminalreporter.section("runtimes missing on this machine (their tests were skipped)")
+    for name, (n, why) in sorted(_skipped.items()):
+        terminalreporter.write_line(f"{name}: {n} tests skipped; {why}")
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request: pytest.FixtureRequest):
+    """After every test, nothing appcoup started locally may still run."""
+    yield
+    strays = _strays()
+    if strays:
+        from appcoup_lib.runtimes.local import LocalRuntime
+
+        LocalRuntime.clean()
+        pytest.fail(f"left behind: {len(strays)} local process(es): {[p.pid for p in strays]}", pytrace=False)
+
+
+@pytest.fixture
+def local():
+    return ac.runtime("local")
