@@ -191,7 +191,7 @@ class App(ABC):
                         fix="look at app.status(), app.events() and app.logs(NAME); then app.down()",
                     )
                 bar.tick()
-                time.sleep(0.05)
+                time.sleep(0.01)
 
     def _not_ready_hint(self) -> str:
         try:

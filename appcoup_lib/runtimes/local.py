@@ -102,15 +102,21 @@ def _strays(name: str | None = None) -> list[Any]:
     """Processes carrying our mark (of app ``name``, or of any app)."""
     import psutil
 
-    found = []
+    found: dict[int, Any] = {}
     for p in psutil.process_iter(["pid"]):
         try:
             mark = p.environ().get(ENV_MARK)
+            if not mark or (name is not None and mark != name) or p.pid == os.getpid():
+                continue
+            # A forked supervisord carries the mark only in its memory, not in /proc: find it as
+            # the parent of its programs, and list it first so it cannot restart them.
+            parent = p.parent()
+            if parent is not None and "appcoup_lib._supervisord" in " ".join(parent.cmdline()):
+                found = {parent.pid: parent, **found}
+            found[p.pid] = p
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
-        if mark and (name is None or mark == name) and p.pid != os.getpid():
-            found.append(p)
-    return found
+    return list(found.values())
 
 
 def _kill_all(procs: list[Any]) -> None:
@@ -124,15 +130,40 @@ def _kill_all(procs: list[Any]) -> None:
     psutil.wait_procs(procs, timeout=5)
 
 
+_launcher: subprocess.Popen[str] | None = None
+
+
+def _warm_up() -> None:
+    """Start the launcher that forks supervisords (it imports supervisor once, ahead of time)."""
+    global _launcher
+    if _launcher is None or _launcher.poll() is not None:
+        _launcher = subprocess.Popen(
+            [sys.executable, "-m", "appcoup_lib._supervisord", "--launcher"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        )
+
+
+def _launch(name: str, conf: Path) -> int:
+    """Fork a supervisord for app ``name`` from the launcher; return its pid."""
+    _warm_up()
+    assert _launcher is not None and _launcher.stdin is not None and _launcher.stdout is not None
+    _launcher.stdin.write(f"{name}\t{conf}\n")
+    _launcher.stdin.flush()
+    line = _launcher.stdout.readline()
+    if not line.strip():
+        raise AppcoupError("Could not start supervisord for the local runtime.",
+                           why="its launcher process exited", fix="run `appcoup clean`, then try again")
+    return int(line)
+
+
 class LocalApp(App):
     """A scenario running as local processes under one supervisord."""
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float,
-                 home: Path, meta: dict[str, Any], proc: subprocess.Popen[bytes] | None = None) -> None:
+                 home: Path, meta: dict[str, Any]) -> None:
         super().__init__(runtime, scenario, name, interval=interval)
         self.home = home
         self.meta = meta
-        self._proc = proc
 
     @property
     def url(self) -> str:
@@ -265,13 +296,7 @@ class LocalApp(App):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE + 5
         while pid and _pid_alive(pid) and time.monotonic() < deadline:
-            if self._proc is not None:
-                try:
-                    self._proc.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
-            else:
-                time.sleep(0.02)
+            time.sleep(0.01)
         # Whatever escaped its process group (an orphan of a naive supervisor) goes too.
         _kill_all(_strays(self.name))
         shutil.rmtree(self.home, ignore_errors=True)
@@ -283,6 +308,10 @@ class LocalRuntime(Runtime):
 
     name = "local"
     description = "plain processes on this machine, supervised by supervisord"
+
+    def __init__(self) -> None:
+        super().__init__()
+        _warm_up()
 
     @classmethod
     def availability(cls) -> Availability:
@@ -359,30 +388,25 @@ class LocalRuntime(Runtime):
                     "stdout_logfile_maxbytes=0", "",
                 ]
         (home / "supervisord.conf").write_text("\n".join(sections))
-        env = dict(os.environ, **{ENV_MARK: name})
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "appcoup_lib._supervisord", "-c", str(home / "supervisord.conf")],
-            env=env, cwd=home, start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(home / "supervisord.err", "wb"),
-        )
+        pid = _launch(name, home / "supervisord.conf")
         meta = {"name": name, "scenario": scenario.name, "port": port, "url": f"http://127.0.0.1:{port}",
-                "interval": interval, "names": names, "supervisord": proc.pid,
+                "interval": interval, "names": names, "supervisord": pid,
                 "images": sorted({c.image for c in scenario.containers}), "started": time.time()}
         (home / "app.json").write_text(json.dumps(meta, indent=1))
-        app = LocalApp(self, scenario, name, interval=interval, home=home, meta=meta, proc=proc)
-        self._start_all(app, proc)
+        app = LocalApp(self, scenario, name, interval=interval, home=home, meta=meta)
+        self._start_all(app, pid)
         app._record("app", "up", f"{scenario.name} at {meta['url']}")
         return app
 
     @staticmethod
-    def _start_all(app: LocalApp, proc: subprocess.Popen[bytes]) -> None:
+    def _start_all(app: LocalApp, pid: int) -> None:
         deadline = time.monotonic() + 15
         while True:
             try:
                 app._server().supervisor.startAllProcesses(False)
                 return
             except (OSError, xmlrpc.client.Error) as e:
-                if proc.poll() is not None or time.monotonic() > deadline:
+                if not _pid_alive(pid) or time.monotonic() > deadline:
                     err = (app.home / "supervisord.err").read_text(errors="replace")[-2000:]
                     app.down()
                     raise AppcoupError("supervisord did not start.", why=err.strip() or str(e),
