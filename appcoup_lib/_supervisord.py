@@ -25,7 +25,13 @@ ENV_MARK = "APPCOUP_APP"
 
 
 def _short(poll):  # type: ignore[no-untyped-def]
+    first = [True]
+
     def wrapped(self, timeout):  # type: ignore[no-untyped-def]
+        # The first poll returns at once, so autostart programs spawn without waiting a tick.
+        if first[0]:
+            first[0] = False
+            return poll(self, 0)
         return poll(self, min(timeout, TICK))
 
     return wrapped

@@ -178,12 +178,20 @@ class LocalApp(App):
         return _rpc(self.home / "supervisor.sock")
 
     def _infos(self) -> dict[str, dict[str, Any]]:
-        try:
-            return {i["name"]: i for i in self._server().supervisor.getAllProcessInfo()}
-        except (OSError, xmlrpc.client.Error) as e:
-            raise AppcoupError(f"The local app {self.name!r} is not running any more.",
-                               why=f"its supervisord does not answer ({e})",
-                               fix=f"run `appcoup clean` to remove what is left, then start it again") from None
+        error: Exception | None = None
+        for _ in range(100):  # right after up(), supervisord may still be opening its socket
+            try:
+                return {i["name"]: i for i in self._server().supervisor.getAllProcessInfo()}
+            except (OSError, xmlrpc.client.Error) as e:
+                error = e
+                if not _pid_alive(self.meta.get("supervisord", 0)):
+                    break
+                time.sleep(0.02)
+        err = (self.home / "supervisord.err")
+        detail = err.read_text(errors="replace").strip()[-500:] if err.exists() else ""
+        raise AppcoupError(f"The local app {self.name!r} is not running any more.",
+                           why=f"its supervisord does not answer ({error}) {detail}".strip(),
+                           fix="run `appcoup clean` to remove what is left, then start it again")
 
     def status(self) -> dict[str, dict[str, Any]]:
         spawns = self._spawn_counts()
@@ -376,9 +384,7 @@ class LocalRuntime(Runtime):
                     "command=" + " ".join(_quote(a) for a in self._command(c)),
                     f"directory={workdir}",
                     "environment=" + ",".join(f'{k}="{v}"' for k, v in env.items()),
-                    # Started over RPC right after boot: supervisord's own autostart waits for
-                    # its first one-second poll.
-                    "autostart=false",
+                    "autostart=true",
                     f"autorestart={'true' if unit.restart == 'always' else 'false'}",
                     # A crash loop backs off, then gives up; without a restart policy, nothing retries.
                     "startsecs=1" if unit.restart == "always" else "startsecs=0",
@@ -394,24 +400,8 @@ class LocalRuntime(Runtime):
                 "images": sorted({c.image for c in scenario.containers}), "started": time.time()}
         (home / "app.json").write_text(json.dumps(meta, indent=1))
         app = LocalApp(self, scenario, name, interval=interval, home=home, meta=meta)
-        self._start_all(app, pid)
         app._record("app", "up", f"{scenario.name} at {meta['url']}")
         return app
-
-    @staticmethod
-    def _start_all(app: LocalApp, pid: int) -> None:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                app._server().supervisor.startAllProcesses(False)
-                return
-            except (OSError, xmlrpc.client.Error) as e:
-                if not _pid_alive(pid) or time.monotonic() > deadline:
-                    err = (app.home / "supervisord.err").read_text(errors="replace")[-2000:]
-                    app.down()
-                    raise AppcoupError("supervisord did not start.", why=err.strip() or str(e),
-                                       fix="run `appcoup clean`, then try again") from None
-                time.sleep(0.01)
 
     @staticmethod
     def _service_for(scenario: Scenario, c: Container) -> str:

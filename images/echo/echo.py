@@ -15,8 +15,6 @@ import os
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.request
 
 PORT = int(os.environ.get("PORT", "8000"))
 SOURCE_URL = os.environ.get("SOURCE_URL", "")
@@ -27,6 +25,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if self.path == "/healthz":
             self._send(200, b"ok\n")
         elif SOURCE_URL and self.path.split("?")[0] == "/data":
+            import urllib.error  # only remote mode needs it: file mode starts faster without
+            import urllib.request
+
             try:
                 with urllib.request.urlopen(SOURCE_URL, timeout=2) as r:
                     body = r.read()

@@ -1,0 +1,91 @@
+"""`make bench`: the course's speed targets, measured on this machine.
+
+Writes ``build/bench.json`` (a list of ``{runtime, scenario, metric, seconds}``), prints the same as
+a table, and checks the targets. ``seconds`` is null where the thing never happens (a naive
+supervisor never brings echo back). Docker rows are added when a Docker engine answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("APPCOUP_PROGRESS", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_local  # noqa: E402
+
+from appcoup_lib.runtimes import availability  # noqa: E402
+
+# (runtime, metric, limit, scenarios): the value must be below the limit (or above, with ">=").
+TARGETS = [
+    ("local", "first_number", "<", 1.0, None),
+    ("local", "recovery", "<", 2.0, ("pod", "service", "volume")),
+    ("local", "ratio_first_number", "<", 1.5, None),
+    ("local", "course", "<", 90.0, None),
+    ("docker", "first_number", "<", 2.0, None),
+    ("docker", "ratio_first_number", "<", 1.3, None),
+    ("docker", "stop_naive", ">=", 5.0, None),
+    ("docker", "stop_forwarding", "<", 1.0, None),
+]
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'runtime':<11} {'scenario':<13} {'metric':<20} {'seconds':>9}"]
+    for r in rows:
+        s = r["seconds"]
+        val = "never" if s is None else (f"{s:9.2f}x" if r["metric"].startswith("ratio") else f"{s:9.3f}")
+        lines.append(f"{r['runtime']:<11} {r['scenario']:<13} {r['metric']:<20} {val:>9}")
+    return "\n".join(lines)
+
+
+def check(rows: list[dict]) -> list[str]:
+    misses = []
+    for runtime, metric, op, limit, scenarios in TARGETS:
+        for r in rows:
+            if r["runtime"] != runtime or r["metric"] != metric:
+                continue
+            if scenarios and r["scenario"] not in scenarios:
+                continue
+            s = r["seconds"]
+            ok = s is not None and (s < limit if op == "<" else s >= limit)
+            if not ok:
+                misses.append(f"{runtime} {r['scenario']} {metric}: {s} (target {op} {limit})")
+    return misses
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is kept)")
+    ap.add_argument("--out", default="build/bench.json")
+    ap.add_argument("--skip-course", action="store_true")
+    args = ap.parse_args()
+    rows: list[dict] = []
+    bench_local.run(rows, repeat=args.repeat)
+    if not args.skip_course:
+        bench_local.run_course(rows)
+    if availability("docker").ok:
+        try:
+            import bench_docker
+        except ImportError:
+            print("(no docker benchmark in this version)")
+        else:
+            bench_docker.run(rows)
+    else:
+        print(f"docker rows skipped: {availability('docker').detail}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(rows, indent=1))
+    print(table(rows))
+    print(f"\nwritten to {args.out}")
+    misses = check(rows)
+    for m in misses:
+        print(f"MISSED TARGET: {m}")
+    print("all targets met" if not misses else f"{len(misses)} target(s) missed")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
