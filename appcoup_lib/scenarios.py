@@ -143,6 +143,23 @@ def _echo(workdir: str = "/tmp/in", volume: str | None = "data", source: str | N
     )
 
 
+def _through_adapter() -> dict:
+    """generator + adapter in one unit, echo in remote mode in another, joined by a Service."""
+    return dict(
+        units=(
+            Unit("generator", (
+                _generator(),
+                Container("adapter", "adapter", ("python3", "/app/adapter.py"), "/tmp/out", "data",
+                          port=ADAPTER_PORT, probe="/readyz"),
+            )),
+            Unit("echo", (_echo("/tmp/in", None, source="adapter"),)),
+        ),
+        volumes={"data": "scratch"},
+        entry=("echo", "echo"),
+        services=(Service("adapter", "generator", "adapter", ADAPTER_PORT),),
+    )
+
+
 _NO_CLUSTER_LOCAL = "there is no cluster when the programs are plain processes or containers on one engine"
 
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
@@ -182,17 +199,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
         name="service",
         title="Loose coupling through a Service",
         couples_by="an HTTP API (the adapter) found by name (DNS)",
-        units=(
-            Unit("generator", (
-                _generator(),
-                Container("adapter", "adapter", ("python3", "/app/adapter.py"), "/tmp/out", "data",
-                          port=ADAPTER_PORT, probe="/readyz"),
-            )),
-            Unit("echo", (_echo("/tmp/in", None, source="adapter"),)),
-        ),
-        volumes={"data": "scratch"},
-        entry=("echo", "echo"),
-        services=(Service("adapter", "generator", "adapter", ADAPTER_PORT),),
+        **_through_adapter(),
     ),
     Scenario(
         name="volume",
@@ -206,17 +213,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
         name="federation",
         title="Across two clusters",
         couples_by="an endpoint exposed by one cluster and consumed from another",
-        units=(
-            Unit("generator", (
-                _generator(),
-                Container("adapter", "adapter", ("python3", "/app/adapter.py"), "/tmp/out", "data",
-                          port=ADAPTER_PORT, probe="/readyz"),
-            )),
-            Unit("echo", (_echo("/tmp/in", None, source="adapter"),)),
-        ),
-        volumes={"data": "scratch"},
-        entry=("echo", "echo"),
-        services=(Service("adapter", "generator", "adapter", ADAPTER_PORT),),
+        **_through_adapter(),
         unsupported={"local": _NO_CLUSTER_LOCAL, "docker": _NO_CLUSTER_LOCAL},
     ),
 )})
