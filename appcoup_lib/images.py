@@ -1,0 +1,386 @@
+"""Build the course's images from ``images/`` on the local Docker engine, with no registry needed.
+
+Every image is tagged ``appcoup/<name>:<hash>``, where the hash covers everything the image is
+made of (its Dockerfile, the files it copies, its build arguments and its base), so an unchanged
+image is never rebuilt and a changed one never hides behind ``:latest``.
+
+Bases: the Dockerfiles default to the usual public bases (``ARG BASE=...``). Offline (no registry
+reachable, as in many workshops) the bases are made from this machine instead, by the scripts in
+``images/base/``: a static busybox for shell-only images and a debootstrapped Debian with python3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import AppcoupError, BuildError
+from .paths import images_dir
+from .progress import Progress
+
+LABEL = "app.kubernetes.io/part-of"
+LABEL_VALUE = "appcoup"
+REPO = "appcoup"
+NAMES: tuple[str, ...] = ("generator", "echo", "adapter", "combined", "combined-init")
+# Images the Docker runtime needs besides the course's programs (the pod's namespace holder).
+INTERNAL: tuple[str, ...] = ("pause",)
+BaseKind = Literal["busybox", "python"]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How one image is built: its Dockerfile (relative to the context), build args and base kind."""
+
+    name: str
+    dockerfile: str
+    buildargs: tuple[tuple[str, str], ...] = ()
+    base: BaseKind = "python"
+
+
+SPECS: dict[str, ImageSpec] = {s.name: s for s in (
+    ImageSpec("generator", "generator/Dockerfile", base="busybox"),
+    ImageSpec("echo", "echo/Dockerfile"),
+    ImageSpec("adapter", "adapter/Dockerfile"),
+    ImageSpec("combined", "combined/Dockerfile", (("SUPERVISOR", "app.sh"),)),
+    ImageSpec("combined-init", "combined/Dockerfile", (("SUPERVISOR", "app-init.sh"),)),
+    ImageSpec("pause", "base/pause/Dockerfile", base="busybox"),
+)}
+
+# The offline bases: the script that makes each root file system, and the image it becomes.
+_BASE_SCRIPTS: dict[str, str] = {"busybox": "rootfs-busybox.sh", "python": "rootfs-python.sh"}
+_BASE_CHANGES = [
+    f"LABEL {LABEL}={LABEL_VALUE}",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    'CMD ["sh"]',
+]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """The result of :func:`build` for one image."""
+
+    name: str
+    tag: str
+    built: bool  # False: it was there already and nothing it is made of changed
+    seconds: float
+    size: int  # bytes
+
+    def row(self) -> dict[str, Any]:
+        return {"name": self.name, "tag": self.tag, "built": "yes" if self.built else "no (unchanged)",
+                "seconds": f"{self.seconds:.1f}", "size": f"{self.size / 1e6:.1f} MB"}
+
+
+# -- the engine ----------------------------------------------------------------------------------
+def _client() -> Any:
+    from .runtimes.docker import connect
+
+    return connect()
+
+
+def _exists(client: Any, ref: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.APIError as e:
+        raise AppcoupError(f"Docker could not look up the image {ref!r}.", why=str(e),
+                           fix="check that the Docker engine runs: `docker info`") from e
+
+
+# -- what an image is made of ------------------------------------------------------------------
+def _dockerfile_base_default(text: str) -> str:
+    m = re.search(r"^\s*ARG\s+BASE=(\S+)", text, re.M)
+    return m.group(1) if m else ""
+
+
+def _copied_files(context: Path, text: str, args: dict[str, str]) -> list[Path]:
+    """The files a Dockerfile's COPY/ADD lines read from the context (build args substituted)."""
+    values = dict(re.findall(r"^\s*ARG\s+(\w+)=(\S+)", text, re.M))
+    values.update(args)
+
+    def subst(s: str) -> str:
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), ""), s)
+
+    out: list[Path] = []
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        words = line.strip().split()
+        if not words or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        srcs = [w for w in words[1:] if not w.startswith("--")][:-1]
+        if any(w.startswith("--from") for w in words[1:]):
+            continue
+        for src in srcs:
+            matches = sorted(context.glob(subst(src))) or [context / subst(src)]
+            for p in matches:
+                out.extend(sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])
+    return out
+
+
+def _inputs_hash(context: Path, spec: ImageSpec, base: str, base_id: str) -> str:
+    dockerfile = context / spec.dockerfile
+    text = dockerfile.read_text()
+    h = hashlib.sha256()
+    h.update(text.encode())
+    for k, v in sorted(spec.buildargs):
+        h.update(f"\0arg {k}={v}".encode())
+    h.update(f"\0base {base} {base_id}".encode())
+    for f in _copied_files(context, text, dict(spec.buildargs)):
+        h.update(f"\0file {f.relative_to(context)}\0".encode())
+        h.update(f.read_bytes() if f.exists() else b"(missing)")
+    return h.hexdigest()[:12]
+
+
+def _spec(name: str) -> ImageSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise AppcoupError(f"There is no image {name!r}.", fix=f"use one of: {', '.join(SPECS)}") from None
+
+
+# -- bases ---------------------------------------------------------------------------------------
+def local_base_tag(kind: BaseKind) -> str:
+    """The tag of the offline base of ``kind``, a hash of what it is made from."""
+    script = images_dir() / "base" / _BASE_SCRIPTS[kind]
+    h = hashlib.sha256(script.read_bytes())
+    h.update(platform.machine().encode())
+    if kind == "busybox":
+        bb = Path("/bin/busybox")
+        h.update(bb.read_bytes() if bb.exists() else b"(no busybox)")
+    else:
+        try:
+            osrel = Path("/etc/os-release").read_text()
+        except OSError:
+            osrel = ""
+        h.update(osrel.encode())
+    return f"{REPO}/base-{kind}:{h.hexdigest()[:12]}"
+
+
+def public_base(kind: BaseKind) -> str:
+    """The public base the Dockerfiles name by default for ``kind``."""
+    name = "generator" if kind == "busybox" else "echo"
+    return _dockerfile_base_default((images_dir() / SPECS[name].dockerfile).read_text())
+
+
+def _offline_forced(offline: bool | None) -> bool | None:
+    if offline is not None:
+        return offline
+    env = os.environ.get("APPCOUP_OFFLINE")
+    if env is not None and env != "":
+        return env not in ("0", "false", "no")
+    return None
+
+
+def _base_for(client: Any, kind: BaseKind, offline: bool | None, *, act: bool, bar: Progress | None = None) -> str:
+    """The base image to build on. With ``act``, pull or build it when missing.
+
+    Auto mode (``offline=None``): a public base already here wins; else an offline base already
+    here; else try one pull; when that fails (no registry), build the offline base.
+    """
+    offline = _offline_forced(offline)
+    public, local = public_base(kind), local_base_tag(kind)
+    if offline is None:
+        if _exists(client, public):
+            return public
+        if _exists(client, local) or not act:
+            return _ensure_local_base(client, kind, bar) if act else local
+        if _try_pull(client, public):
+            return public
+        return _ensure_local_base(client, kind, bar)
+    if offline:
+        return _ensure_local_base(client, kind, bar) if act else local
+    if act and not _exists(client, public) and not _try_pull(client, public):
+        raise BuildError(public, f"pull {public}", "the base image is not here and could not be pulled",
+                         fix="build offline instead: `appcoup images build --offline` (or build(offline=True))")
+    return public
+
+
+def _try_pull(client: Any, ref: str) -> bool:
+    import docker.errors
+
+    repo, _, tag = ref.partition(":")
+    try:
+        client.images.pull(repo, tag=tag or None)
+        return True
+    except docker.errors.DockerException:
+        return False
+
+
+def _ensure_local_base(client: Any, kind: BaseKind, bar: Progress | None) -> str:
+    tag = local_base_tag(kind)
+    if _exists(client, tag):
+        return tag
+    script = images_dir() / "base" / _BASE_SCRIPTS[kind]
+    if kind == "python" and os.geteuid() != 0:
+        raise AppcoupError(
+            "Cannot make the offline python base image: debootstrap must run as root.",
+            why="no python base image is on this machine and no registry answers",
+            fix="run `sudo appcoup images build --offline` once (Docker keeps the image afterwards)")
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="appcoup-base-") as tmp:
+        out = Path(tmp) / "rootfs.tar"
+        if bar is not None:
+            bar.write(f"base-{kind}: making the root file system"
+                      + (" (debootstrap, a few minutes)" if kind == "python" else ""))
+        proc = subprocess.run(["sh", str(script), str(out)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            need = "debootstrap" if kind == "python" else "busybox-static"
+            raise BuildError(tag, f"sh images/base/{script.name}", proc.stdout + proc.stderr,
+                             fix=f"install what it needs (`apt-get install {need}`, or run .ci/docker-up) "
+                                 "and build again")
+        repo, _, version = tag.partition(":")
+        try:
+            client.api.import_image_from_file(str(out), repository=repo, tag=version, changes=_BASE_CHANGES)
+        except Exception as e:  # noqa: BLE001 - any SDK/HTTP failure becomes one BuildError
+            raise BuildError(tag, "docker import", str(e)) from e
+    if bar is not None:
+        bar.write(f"base-{kind}: made in {time.monotonic() - t0:.0f} s")
+    return tag
+
+
+def bases(offline: bool | None = None) -> dict[str, str]:
+    """The base each kind of image builds on now (nothing is pulled or built)."""
+    client = _client()
+    return {k: _base_for(client, k, offline, act=False) for k in ("busybox", "python")}  # type: ignore[misc]
+
+
+# -- tags and builds -------------------------------------------------------------------------------
+def tag_for(name: str, *, context: str | Path | None = None, offline: bool | None = None,
+            base: str | None = None) -> str:
+    """``appcoup/<name>:<hash of its inputs>`` for the image ``name`` (nothing is built)."""
+    spec = _spec(name)
+    client = _client()
+    ctx = Path(context) if context else images_dir()
+    base = base or _base_for(client, spec.base, offline, act=False)
+    return f"{REPO}/{name}:{_inputs_hash(ctx, spec, base, _image_id(client, base))}"
+
+
+def _image_id(client: Any, ref: str) -> str:
+    import docker.errors
+
+    try:
+        return client.images.get(ref).id
+    except docker.errors.DockerException:
+        return ""
+
+
+def build(names: Iterable[str] | None = None, *, offline: bool | None = None, progress: bool | None = None,
+          context: str | Path | None = None, force: bool = False) -> dict[str, BuiltImage]:
+    """Build the images ``names`` (default: all of :data:`NAMES`); skip those already up to date.
+
+    Args:
+        names: image names (``"echo"``, ``"combined-init"``, ...).
+        offline: True: build on local bases made from this machine (no registry);
+            False: the public bases (pulled if missing); None: public if possible, else offline.
+        progress: show a progress bar with the current build step (default: when interactive).
+        context: an alternative build context laid out like ``images/`` (a changed copy).
+        force: rebuild even when an image with the same inputs exists.
+
+    Raises:
+        BuildError: a build failed; carries the failing step and the log.
+    """
+    todo = list(dict.fromkeys(names or NAMES))
+    specs = [_spec(n) for n in todo]
+    ctx = Path(context) if context else images_dir()
+    client = _client()
+    out: dict[str, BuiltImage] = {}
+    with Progress("images", total=len(todo), enabled=progress, unit="image") as bar:
+        base_of = {k: _base_for(client, k, offline, act=True, bar=bar) for k in sorted({s.base for s in specs})}
+        for spec in specs:
+            base = base_of[spec.base]
+            tag = f"{REPO}/{spec.name}:{_inputs_hash(ctx, spec, base, _image_id(client, base))}"
+            t0 = time.monotonic()
+            if force or not _exists(client, tag):
+                _build_one(client, ctx, spec, tag, base, bar)
+                built = True
+            else:
+                bar.write(f"{spec.name}: up to date")
+                built = False
+            size = int(client.images.get(tag).attrs.get("Size", 0))
+            out[spec.name] = BuiltImage(spec.name, tag, built, time.monotonic() - t0, size)
+            bar.tick()
+    return out
+
+
+def _build_one(client: Any, ctx: Path, spec: ImageSpec, tag: str, base: str, bar: Progress) -> None:
+    import docker.errors
+
+    log: list[str] = []
+    step = "(starting the build)"
+    try:
+        stream = client.api.build(
+            path=str(ctx), dockerfile=spec.dockerfile, tag=tag, rm=True, forcerm=True, pull=False,
+            decode=True, buildargs={**dict(spec.buildargs), "BASE": base},
+            labels={LABEL: LABEL_VALUE, "appcoup.image": spec.name},
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                text = chunk["stream"]
+                log.append(text)
+                m = re.match(r"Step \d+/\d+ : (.*)", text.strip())
+                if m:
+                    step = text.strip()
+                    bar.write(f"{spec.name}: {step}")
+            elif "error" in chunk:
+                log.append(chunk["error"])
+                raise BuildError(spec.name, step, "".join(log))
+    except docker.errors.APIError as e:
+        raise BuildError(spec.name, step, "".join(log) + str(e.explanation or e)) from e
+    except docker.errors.DockerException as e:
+        raise BuildError(spec.name, step, "".join(log) + str(e)) from e
+
+
+def ensure(names: Iterable[str], *, progress: bool | None = None) -> dict[str, str]:
+    """The tags of ``names``, built first when missing (offline fallback automatic)."""
+    return {n: b.tag for n, b in build(names, progress=progress).items()}
+
+
+def changed_bytes(old: str, new: str) -> int:
+    """Bytes in the layers of image ``new`` that image ``old`` does not share."""
+    client = _client()
+    old_ids = {h["Id"] for h in client.api.history(old) if h.get("Id") not in (None, "<missing>")}
+    old_layers = set(client.images.get(old).attrs["RootFS"].get("Layers", []))
+    new_attrs = client.images.get(new).attrs
+    if not set(new_attrs["RootFS"].get("Layers", [])) - old_layers:
+        return 0
+    return sum(int(h.get("Size", 0)) for h in client.api.history(new)
+               if h.get("Id") not in (None, "<missing>") and h["Id"] not in old_ids)
+
+
+def remove_all() -> list[str]:
+    """Remove every appcoup image (bases included); return the tags removed."""
+    import docker.errors
+
+    client = _client()
+    removed = []
+    for img in client.images.list(filters={"label": f"{LABEL}={LABEL_VALUE}"}):
+        for t in img.tags:
+            try:
+                client.images.remove(t, force=True)
+                removed.append(t)
+            except docker.errors.DockerException:
+                pass
+    return removed
+
+
+def cli_build(offline: bool = False, names: list[str] | None = None) -> str:
+    """What ``appcoup images build [--offline]`` prints: a table of name, tag, built, seconds."""
+    from .runtimes.base import Table
+
+    res = build(names or None, offline=True if offline else None, progress=True)
+    return str(Table([b.row() for b in res.values()], ["name", "tag", "built", "seconds", "size"]))
+
+
+__all__ = ["NAMES", "BuiltImage", "bases", "build", "changed_bytes", "ensure", "local_base_tag", "public_base",
+           "remove_all", "tag_for"]

@@ -1,0 +1,636 @@
+"""The Docker runtime: each scenario as containers, networks and volumes on a Docker engine.
+
+How a scenario becomes Docker objects (what a learner would type by hand, see :meth:`DockerApp.commands`):
+
+- a unit with one container is one ``docker run``; its port is published on the host;
+- a unit with several containers (a pod) gets a tiny *pause* container that owns the network
+  namespace and publishes the port; the others join it with ``--network container:<pause>``
+  (this is what Kubernetes does for every pod);
+- a ``host-dir`` volume is a bind mount of a host directory; ``scratch`` and ``persistent``
+  volumes are named volumes;
+- a scenario with services gets a user-defined network, where Docker's DNS answers the service
+  name (a network alias of the unit that serves it).
+
+Every object carries the label ``app.kubernetes.io/part-of=appcoup`` and ``appcoup.app=<name>``,
+so ``down``, ``clean`` and ``attach`` (from another process) find them all.
+The ``docker`` SDK is imported only here, inside functions: the local runtime never needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse, RuntimeUnavailable
+from ..paths import state_dir
+from ..scenarios import Container, Scenario, Unit, scenario as get_scenario
+from .base import LABEL, LABEL_VALUE, PREFIX, App, Availability, Event, Runtime, Table, register
+
+APP_LABEL = "appcoup.app"
+_DEFAULT_SOCKET = "/var/run/docker.sock"
+_FIX_SDK = "pip install 'appcoup[docker]'  (the Docker SDK for Python)"
+_FIX_START = ("start Docker: `sudo dockerd &` on Linux (in this repository: `sudo .ci/docker-up`), "
+              "or start Docker Desktop / `colima start` on macOS")
+_FIX_PERMISSION = "sudo usermod -aG docker $USER, then log out and in again (or run with sudo)"
+# Seconds `docker stop` waits before SIGKILL (Docker's default, stated so lessons can cite it).
+STOP_GRACE = 10
+
+
+# -- connecting ----------------------------------------------------------------------------------
+def _diagnose(e: BaseException) -> tuple[str, str]:
+    """(detail, fix) for a failure to reach the engine."""
+    text = f"{e!r} {e}"
+    host = os.environ.get("DOCKER_HOST", f"unix://{_DEFAULT_SOCKET}")
+    if "Permission denied" in text or "PermissionError" in text:
+        return f"permission denied on the Docker socket ({host})", _FIX_PERMISSION
+    if "FileNotFoundError" in text or "No such file" in text:
+        return f"no Docker engine: the socket {host} does not exist", _FIX_START
+    if "Connection refused" in text or "ConnectionRefused" in text:
+        return f"no Docker engine answers at {host} (connection refused)", _FIX_START
+    if "timed out" in text.lower() or "Timeout" in text:
+        return f"the Docker engine at {host} does not answer (timed out)", _FIX_START
+    return f"the Docker engine at {host} cannot be reached: {e}", _FIX_START
+
+
+def connect(timeout: float = 120) -> Any:
+    """A ``docker.DockerClient`` for ``DOCKER_HOST`` (or the default socket), or a clear error."""
+    try:
+        import docker
+    except ImportError:
+        raise RuntimeUnavailable("The Docker SDK for Python is not installed.", fix=_FIX_SDK) from None
+    try:
+        return docker.from_env(timeout=timeout)
+    except docker.errors.DockerException as e:
+        detail, fix = _diagnose(e)
+        raise RuntimeUnavailable(f"Docker is not usable: {detail}.", fix=fix) from e
+
+
+def _host_address() -> str:
+    """Where published ports are reachable: the engine's host for a tcp/ssh DOCKER_HOST, else here."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith(("tcp://", "ssh://", "http://", "https://")):
+        return urlparse(host).hostname or "127.0.0.1"
+    return "127.0.0.1"
+
+
+def _labels(app: str, scenario: str, **extra: str) -> dict[str, str]:
+    return {LABEL: LABEL_VALUE, "appcoup.scenario": scenario, APP_LABEL: app, **extra}
+
+
+def _sdk_error(what: str, e: BaseException) -> AppcoupError:
+    """Convert an SDK error at the boundary: what failed, Docker's words, what to do."""
+    explanation = getattr(e, "explanation", None) or str(e)
+    if "connection" in str(e).lower() and "refused" in str(e).lower():
+        detail, fix = _diagnose(e)
+        return RuntimeUnavailable(f"{what}: {detail}.", fix=fix)
+    return AppcoupError(what, why=f"Docker said: {explanation}",
+                        fix="look at `docker ps -a --filter label=appcoup.app` and `appcoup clean --runtime docker`")
+
+
+def _port_holder(client: Any, port: int) -> str | None:
+    """Who holds host ``port``: a container by name (first), or a process; None when free."""
+    for ctr in client.containers.list(filters={"status": "running"}):
+        for binds in (ctr.attrs.get("HostConfig", {}).get("PortBindings") or {}).values():
+            for b in binds or []:
+                if str(b.get("HostPort")) == str(port):
+                    owner = ctr.labels.get(APP_LABEL)
+                    how = (f", part of the appcoup app {owner!r} (stop it: appcoup down "
+                           f"{ctr.labels.get('appcoup.scenario')} --runtime docker)") if owner else ""
+                    return f"the container {ctr.name!r}{how}"
+    if _host_address() != "127.0.0.1":
+        return None  # a remote engine: only its containers can be checked from here
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+            return None
+        except OSError:
+            pass
+    try:
+        import psutil
+
+        for c in psutil.net_connections(kind="inet"):
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+                try:
+                    p = psutil.Process(c.pid)
+                    return f"process {c.pid} ({' '.join(p.cmdline())[:80] or p.name()})"
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    return f"process {c.pid}"
+    except (ImportError, OSError, Exception):  # noqa: BLE001 - psutil may be denied; the port is taken anyway
+        pass
+    return "another program (run `ss -ltnp` to see which)"
+
+
+# -- the app -------------------------------------------------------------------------------------
+class DockerApp(App):
+    """A scenario running as containers on a Docker engine."""
+
+    def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, client: Any,
+                 started: float, port: int = 0) -> None:
+        super().__init__(runtime, scenario, name, interval=interval)
+        self.client = client
+        self.started = started
+        self._port = port
+        self._own_events: list[Event] = []
+
+    # -- names ---------------------------------------------------------------------------------
+    def container_name(self, container: str) -> str:
+        """The Docker name of a scenario container (``appcoup-pod-echo``)."""
+        return f"{self.name}-{container}"
+
+    def pause_name(self, unit: str) -> str:
+        return f"{self.name}-{unit}-pause"
+
+    def _ctr(self, container: str) -> Any:
+        import docker.errors
+
+        try:
+            return self.client.containers.get(self.container_name(container))
+        except docker.errors.NotFound:
+            raise NotFound(f"The container {self.container_name(container)!r} does not exist (any more).",
+                           fix="look at app.status(); start the app again with up()") from None
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot inspect container {container!r}", e) from e
+
+    def _owned(self, kind: str = "containers") -> list[Any]:
+        import docker.errors
+
+        coll = getattr(self.client, kind)
+        try:
+            return coll.list(**({"all": True} if kind == "containers" else {}),
+                             filters={"label": f"{APP_LABEL}={self.name}"})
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot list the {kind} of {self.name!r}", e) from e
+
+    # -- App hooks -------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if not self._port:
+            unit = self.scenario.unit_of(self.scenario.entry[1])
+            holder = self.pause_name(unit.name) if len(unit.containers) > 1 else self.container_name(
+                self.scenario.entry[1])
+            c = self.scenario.container(self.scenario.entry[1])
+            try:
+                ctr = self.client.containers.get(holder)
+                binds = ctr.attrs["NetworkSettings"]["Ports"].get(f"{c.port}/tcp") or []
+                self._port = int(binds[0]["HostPort"]) if binds else 0
+            except Exception:  # noqa: BLE001 - not running: no URL yet
+                return f"http://{_host_address()}:0"
+        return f"http://{_host_address()}:{self._port}"
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        by_name = {ctr.labels.get("appcoup.container"): ctr for ctr in self._owned()}
+        for c in self.scenario.containers:
+            ctr = by_name.get(c.name)
+            if ctr is None:
+                out[c.name] = {"running": False, "state": "missing", "restarts": 0, "unit": self.scenario.unit_of(
+                    c.name).name}
+                continue
+            st = ctr.attrs.get("State", {})
+            out[c.name] = {
+                "running": bool(st.get("Running")),
+                "state": st.get("Status", "unknown"),
+                "restarts": int(ctr.attrs.get("RestartCount", 0)),
+                "exit_code": st.get("ExitCode"),
+                "health": (st.get("Health") or {}).get("Status"),
+                "container": ctr.name,
+                "image": (ctr.attrs.get("Config") or {}).get("Image"),
+                "unit": self.scenario.unit_of(c.name).name,
+            }
+        return out
+
+    def processes(self) -> Table:
+        """What runs in each container (``docker top``; PIDs as the host sees them)."""
+        import docker.errors
+
+        rows = []
+        for c in self.scenario.containers:
+            try:
+                top = self._ctr(c.name).top()
+            except (docker.errors.APIError, NotFound):
+                rows.append({"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"})
+                continue
+            titles = top.get("Titles") or []
+            ix = {t: i for i, t in enumerate(titles)}
+            for p in top.get("Processes") or []:
+                rows.append({"container": c.name, "pid": p[ix.get("PID", 1)], "ppid": p[ix.get("PPID", 2)],
+                             "command": p[ix.get("CMD", ix.get("COMMAND", len(p) - 1))]})
+        return Table(rows, ["container", "pid", "ppid", "command"])
+
+    def _kill(self, container: str, program: str) -> None:
+        import docker.errors
+
+        ctr = self._ctr(container)
+        try:
+            if program == container:
+                # A crash of the whole container: SIGKILL to its main process, from outside.
+                ctr.kill(signal="SIGKILL")
+                detail = "SIGKILL to the container's main process"
+            else:
+                script = {"echo": "echo.py", "generator": "generator.sh"}[program]
+                # PID 1's shell cannot be told apart by name; match the script path, skip ourselves.
+                res = ctr.exec_run(
+                    ["sh", "-c", 'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
+                                 'case "$(tr "\\0" " " < "$d/cmdline" 2>/dev/null)" in *"/app/$SCRIPT"*) '
+                                 'kill -9 "$p" && echo "$p";; esac; done'],
+                    environment={"SCRIPT": script})
+                pids = res.output.decode().split()
+                if not pids:
+                    raise NotFound(f"No {program} process runs inside container {container!r} now.",
+                                   fix="look at app.processes()")
+                detail = f"SIGKILL to {program} (pid {', '.join(pids)} in the container)"
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot kill {program!r} in container {container!r}", e) from e
+        self._own_events.append(Event(time.time(), container if program == container else f"{container}/{program}",
+                                      "killed", detail))
+
+    def events(self) -> list[Event]:
+        """What Docker did to this app's containers since it started (Docker's events API)."""
+        import docker.errors
+
+        try:
+            raw = self.client.events(since=int(self.started) - 1, until=int(time.time()) + 1, decode=True,
+                                     filters={"type": "container", "label": f"{APP_LABEL}={self.name}"})
+            raw = list(raw)
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot read Docker's events for {self.name!r}", e) from e
+        out: list[Event] = []
+        starts: dict[str, int] = {}
+        for ev in raw:
+            action = ev.get("Action") or ev.get("status") or ""
+            attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+            who = attrs.get("appcoup.container", attrs.get("name", "?"))
+            t = ev.get("timeNano", 0) / 1e9 or float(ev.get("time", 0))
+            if t < self.started - 0.5:
+                continue
+            if action == "start":
+                starts[who] = starts.get(who, 0) + 1
+                out.append(Event(t, who, "started" if starts[who] == 1 else "restarted", attrs.get("image", "")))
+            elif action == "die":
+                out.append(Event(t, who, "exited", f"exit code {attrs.get('exitCode', '?')}"))
+            elif action == "kill":
+                out.append(Event(t, who, "killed", f"signal {attrs.get('signal', '?')}"))
+            elif action.startswith("health_status"):
+                out.append(Event(t, who, "health", action.split(":", 1)[-1].strip()))
+            elif action in ("restart", "stop", "oom", "create", "destroy"):
+                out.append(Event(t, who, {"stop": "stopped", "destroy": "removed", "create": "created",
+                                          "restart": "restarted"}.get(action, action), ""))
+        out.extend(self._own_events)
+        return sorted(out, key=lambda e: e.time)
+
+    def logs(self, container: str) -> str:
+        import docker.errors
+
+        try:
+            return self._ctr(container).logs().decode("utf-8", "replace")
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot read the logs of {container!r}", e) from e
+
+    def _teardown(self) -> None:
+        _remove_app(self.client, self.name)
+
+    # -- Docker-specific -----------------------------------------------------------------------
+    def container(self, container: str) -> Any:
+        """The ``docker.models.containers.Container`` behind a scenario container (advanced use)."""
+        return self._ctr(container)
+
+    def stop(self, container: str, timeout: int = STOP_GRACE) -> float:
+        """``docker stop`` one container; returns the seconds it took (SIGTERM, then SIGKILL)."""
+        import docker.errors
+
+        ctr = self._ctr(container)
+        t0 = time.monotonic()
+        try:
+            ctr.stop(timeout=timeout)
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot stop {container!r}", e) from e
+        return time.monotonic() - t0
+
+    def replace(self, container: str, image: str) -> None:
+        """Recreate one container from another image, with the same settings (a redeploy)."""
+        import docker.errors
+
+        ctr = self._ctr(container)
+        spec = ctr.attrs
+        try:
+            ctr.remove(force=True)
+            self.client.containers.run(image, **_recreate_kwargs(spec))
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot recreate {container!r} from {image}", e) from e
+
+    def commands(self) -> list[str]:
+        """The plain ``docker`` commands that would start this app by hand (what the course teaches)."""
+        return list(self._commands)
+
+    _commands: list[str] = []
+
+
+def _recreate_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
+    cfg, host = attrs["Config"], attrs["HostConfig"]
+    kw: dict[str, Any] = {
+        "name": attrs["Name"].lstrip("/"), "command": cfg.get("Cmd"), "detach": True,
+        "labels": cfg.get("Labels") or {}, "environment": cfg.get("Env") or [],
+        "working_dir": cfg.get("WorkingDir") or None,
+        "restart_policy": host.get("RestartPolicy") or None,
+    }
+    mode = host.get("NetworkMode") or ""
+    if mode.startswith("container:"):
+        kw["network_mode"] = mode
+    elif mode and mode not in ("default", "bridge"):
+        kw["network"] = mode
+    if host.get("Binds"):
+        kw["volumes"] = list(host["Binds"])
+    if host.get("Mounts"):
+        kw["mounts"] = host["Mounts"]
+    if host.get("PortBindings"):
+        kw["ports"] = {k: [(b.get("HostIp") or "", int(b["HostPort"])) for b in v] for k, v in
+                       host["PortBindings"].items()}
+    # Named volumes given with `volumes=` show up as Binds too; nothing more to carry over.
+    return kw
+
+
+def _remove_app(client: Any, name: str | None) -> list[str]:
+    """Remove the containers, networks and volumes of app ``name`` (every appcoup app if None)."""
+    import docker.errors
+
+    flt = {"label": f"{APP_LABEL}={name}"} if name else {"label": f"{LABEL}={LABEL_VALUE}"}
+    removed: list[str] = []
+    errors: list[str] = []
+    # Members first, then the pause containers whose namespace they used.
+    ctrs = sorted(client.containers.list(all=True, filters=flt),
+                  key=lambda c: c.labels.get("appcoup.container") == "pause")
+    for ctr in ctrs:
+        try:
+            ctr.remove(force=True, v=True)
+            removed.append(f"container {ctr.name}")
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException as e:
+            errors.append(f"container {ctr.name}: {e}")
+    for net in client.networks.list(filters=flt):
+        try:
+            net.remove()
+            removed.append(f"network {net.name}")
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException as e:
+            errors.append(f"network {net.name}: {e}")
+    for vol in client.volumes.list(filters=flt):
+        for attempt in range(20):  # a just-removed container may hold the volume for a moment
+            try:
+                vol.remove(force=True)
+                removed.append(f"volume {vol.name}")
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError as e:
+                if attempt == 19:
+                    errors.append(f"volume {vol.name}: {e}")
+                time.sleep(0.1)
+    root = _root(create=False)
+    for d in ([root / name] if name else (sorted(root.iterdir()) if root.is_dir() else [])):
+        if d.exists():
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(f"directory {d}")
+    if errors:
+        raise AppcoupError(f"Could not remove everything of {name or 'appcoup'} on Docker.",
+                           why="; ".join(errors), fix="run `appcoup clean --runtime docker` again, or `docker rm -f`")
+    return removed
+
+
+def _root(create: bool = True) -> Path:
+    p = state_dir() / "docker"
+    if create:
+        p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+# -- the runtime ---------------------------------------------------------------------------------
+@register
+class DockerRuntime(Runtime):
+    """Containers on a Docker engine (``DOCKER_HOST`` or the local socket)."""
+
+    name = "docker"
+    description = "containers on a Docker engine"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import docker
+        except ImportError:
+            return Availability("docker", False, "the Docker SDK for Python is not installed", _FIX_SDK)
+        host = os.environ.get("DOCKER_HOST", "")
+        if not host or host.startswith("unix://"):
+            sock = host[len("unix://"):] if host else _DEFAULT_SOCKET
+            if not os.path.exists(sock):
+                return Availability("docker", False, f"no Docker engine: the socket {sock} does not exist",
+                                    _FIX_START)
+            if not os.access(sock, os.R_OK | os.W_OK):
+                return Availability("docker", False, f"permission denied on the Docker socket {sock}",
+                                    _FIX_PERMISSION)
+        try:
+            client = docker.from_env(timeout=3)
+            version = client.version()
+            client.close()
+        except Exception as e:  # noqa: BLE001 - availability never raises
+            detail, fix = _diagnose(e)
+            return Availability("docker", False, detail, fix)
+        where = host or f"unix://{_DEFAULT_SOCKET}"
+        return Availability("docker", True, f"Docker Engine {version.get('Version', '?')} at {where}")
+
+    # -- up --------------------------------------------------------------------------------------
+    def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None) -> App:
+        import docker.errors
+
+        from .. import images
+
+        client = self.client
+        try:
+            existing = client.containers.list(all=True, filters={"label": f"{APP_LABEL}={name}"})
+        except docker.errors.DockerException as e:
+            raise _sdk_error("Cannot list containers", e) from e
+        if any(c.status in ("running", "restarting", "created") for c in existing):
+            raise AlreadyUp(f"The app {name!r} already runs on the docker runtime.",
+                            fix=f"use it, or stop it first: app.down() or `appcoup down {scenario.name} --runtime docker`")
+        if existing:
+            _remove_app(client, name)  # left over from a killed kernel
+        needed = sorted({c.image for c in scenario.containers} | (
+            {"pause"} if any(len(u.containers) > 1 for u in scenario.units) else set()))
+        tags = images.ensure(needed, progress=progress)
+
+        entry_unit, entry_name = scenario.entry
+        entry = scenario.container(entry_name)
+        if port:
+            holder = _port_holder(client, port)
+            if holder:
+                raise PortInUse(port, holder)
+        sup = "init" if any(c.image == "combined-init" for c in scenario.containers) else "naive"
+        started = time.time()
+        meta = {"appcoup.interval": f"{interval:g}", "appcoup.port": str(port), "appcoup.supervisor": sup,
+                "appcoup.started": f"{started:.3f}"}
+        app = DockerApp(self, scenario, name, interval=interval, client=client, started=started, port=port)
+        cmds: list[str] = []
+        try:
+            network = None
+            if scenario.services:
+                network = f"{name}-net"
+                client.networks.create(network, driver="bridge", labels=_labels(name, scenario.name))
+                cmds.append(f"docker network create {network}")
+            vols: dict[str, str] = {}
+            for vol, kind in scenario.volumes.items():
+                if kind == "host-dir":
+                    d = _root() / name / vol
+                    d.mkdir(parents=True, exist_ok=True)
+                    vols[vol] = str(d)
+                else:
+                    vname = f"{name}-{vol}"
+                    client.volumes.create(vname, labels=_labels(name, scenario.name))
+                    vols[vol] = vname
+                    cmds.append(f"docker volume create {vname}")
+
+            for unit in scenario.units:
+                publish = unit.name == entry_unit
+                ports = {f"{entry.port}/tcp": port or None} if publish else None
+                aliases = [s.name for s in scenario.services if s.unit == unit.name] + [unit.name]
+                netkw: dict[str, Any] = {}
+                if network:
+                    from docker.types import EndpointConfig
+
+                    netkw = {"network": network,
+                             "networking_config": {network: EndpointConfig(client.api._version, aliases=aliases)}}
+                if len(unit.containers) > 1:
+                    pause = self.client.containers.run(
+                        tags["pause"], name=app.pause_name(unit.name), detach=True, ports=ports,
+                        labels=_labels(name, scenario.name, **meta, **{"appcoup.container": "pause",
+                                                                       "appcoup.unit": unit.name}),
+                        restart_policy={"Name": "always"} if unit.restart == "always" else None, **netkw)
+                    cmds.append(_cli("run", app.pause_name(unit.name), tags["pause"], ports=ports, network=network))
+                    members = [(c, {"network_mode": f"container:{pause.id}"}, None) for c in unit.containers]
+                else:
+                    members = [(unit.containers[0], netkw, ports)]
+                self._run_members(app, unit, members, tags, vols, interval, meta, cmds)
+        except docker.errors.APIError as e:
+            _remove_app(client, name)
+            text = str(e.explanation or e)
+            if port and ("port is already allocated" in text or "address already in use" in text):
+                raise PortInUse(port, _port_holder(client, port) or "another program") from e
+            raise _sdk_error(f"Starting {scenario.name!r} on Docker failed", e) from e
+        except BaseException:
+            _remove_app(client, name)
+            raise
+        app._commands = cmds
+        return app
+
+    def _run_members(self, app: DockerApp, unit: Unit, members: list[tuple[Container, dict, Any]],
+                     tags: dict[str, str], vols: dict[str, str], interval: float, meta: dict[str, str],
+                     cmds: list[str]) -> None:
+        """Start the containers of one unit, in parallel: each `docker run` is a round trip."""
+        sc = app.scenario
+        errors: list[BaseException] = []
+
+        def run(c: Container, netkw: dict, ports: Any) -> None:
+            env = {"INTERVAL": f"{interval:g}", "ECHO_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+            if c.port is not None:
+                env["PORT"] = str(c.port)
+            if c.source:
+                svc = next(s for s in sc.services if s.name == c.source)
+                env["SOURCE_URL"] = f"http://{svc.name}:{svc.port}/data"
+            volumes = {vols[c.volume]: {"bind": c.workdir, "mode": "rw"}} if c.volume else None
+            try:
+                app.client.containers.run(
+                    tags[c.image], command=list(c.command), name=app.container_name(c.name), detach=True,
+                    environment=env, working_dir=c.workdir, volumes=volumes, ports=ports,
+                    labels=_labels(app.name, sc.name, **meta, **{"appcoup.container": c.name,
+                                                                 "appcoup.unit": unit.name}),
+                    restart_policy={"Name": "always"} if unit.restart == "always" else None, **netkw)
+            except BaseException as e:  # noqa: BLE001 - re-raised below in the caller's thread
+                errors.append(e)
+            cmds.append(_cli("run", app.container_name(c.name), tags[c.image], ports=ports, env=env,
+                             volumes=volumes, network=netkw.get("network") or netkw.get("network_mode"),
+                             restart=unit.restart))
+
+        threads = [threading.Thread(target=run, args=m) for m in members[1:]]
+        for t in threads:
+            t.start()
+        run(*members[0])
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    # -- other processes' apps -------------------------------------------------------------------
+    def attach(self, scenario: str, name: str | None = None) -> App:
+        import docker.errors
+
+        sc = get_scenario(scenario)
+        name = name or f"{PREFIX}{sc.name}"
+        try:
+            ctrs = self.client.containers.list(all=True, filters={"label": f"{APP_LABEL}={name}"})
+        except docker.errors.DockerException as e:
+            raise _sdk_error("Cannot list containers", e) from e
+        if not ctrs:
+            raise NotFound(f"No app {name!r} runs on the docker runtime.",
+                           fix=f"start it: `appcoup up {sc.name} --runtime docker`")
+        lab = ctrs[0].labels
+        if sc.name == "single-image":
+            sc = sc.with_supervisor(lab.get("appcoup.supervisor", "naive"))  # type: ignore[arg-type]
+        return DockerApp(self, sc, name, interval=float(lab.get("appcoup.interval", "2")), client=self.client,
+                         started=float(lab.get("appcoup.started", time.time())))
+
+    def running(self) -> list[dict[str, Any]]:
+        import docker.errors
+
+        try:
+            ctrs = self.client.containers.list(filters={"label": f"{LABEL}={LABEL_VALUE}"})
+        except docker.errors.DockerException as e:
+            raise _sdk_error("Cannot list containers", e) from e
+        apps: dict[str, dict[str, Any]] = {}
+        for c in ctrs:
+            name = c.labels.get(APP_LABEL)
+            if not name or name in apps:
+                continue
+            sc = c.labels.get("appcoup.scenario", "?")
+            try:
+                url = self.attach(sc, name).url
+            except AppcoupError:
+                url = "?"
+            apps[name] = {"runtime": "docker", "name": name, "scenario": sc, "url": url}
+        return list(apps.values())
+
+    @classmethod
+    def clean(cls) -> list[str]:
+        return _remove_app(connect(), None)
+
+
+def _cli(verb: str, name: str, image: str, *, ports: Any = None, env: dict | None = None,
+         volumes: dict | None = None, network: str | None = None, restart: str = "never") -> str:
+    """The `docker run` command line equivalent to one SDK call (shown to learners)."""
+    parts = ["docker", verb, "-d", "--name", name]
+    if restart == "always":
+        parts += ["--restart", "always"]
+    if network:
+        parts += ["--network", network if not network.startswith("container:") else "container:<pause>"]
+    for k, v in (ports or {}).items():
+        parts += ["-p", f"{v or ''}:{k.split('/')[0]}".lstrip(":") if v else k.split("/")[0]]
+    for src, m in (volumes or {}).items():
+        parts += ["-v", f"{src}:{m['bind']}"]
+    for k, v in (env or {}).items():
+        parts += ["-e", f"{k}={v}"]
+    return " ".join([*parts, image])
