@@ -130,6 +130,25 @@ def _kill_all(procs: list[Any]) -> None:
     psutil.wait_procs(procs, timeout=5)
 
 
+def _tree(pid: int) -> list[tuple[Any, list[str]]]:
+    """A process and its descendants with their command lines, skipping any that just exited."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    out = []
+    for p in procs:
+        try:
+            p.info_ppid = p.ppid()
+            out.append((p, p.cmdline()))
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
 _launcher: subprocess.Popen[str] | None = None
 
 
@@ -195,9 +214,10 @@ class LocalApp(App):
 
     def status(self) -> dict[str, dict[str, Any]]:
         spawns = self._spawn_counts()
+        infos = self._infos()
         out = {}
         for c in self.scenario.containers:
-            info = self._infos().get(c.name, {})
+            info = infos.get(c.name, {})
             state = info.get("statename", "UNKNOWN")
             out[c.name] = {
                 "running": state in ("RUNNING", "STARTING"),
@@ -209,27 +229,20 @@ class LocalApp(App):
         return out
 
     def processes(self) -> Table:
-        import psutil
-
         rows = []
+        infos = self._infos()
         for c in self.scenario.containers:
-            pid = self._infos().get(c.name, {}).get("pid")
+            pid = infos.get(c.name, {}).get("pid")
             if not pid:
                 rows.append({"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"})
                 continue
-            try:
-                root = psutil.Process(pid)
-                for p in [root, *root.children(recursive=True)]:
-                    cmd = " ".join(p.cmdline()).replace(str(images_dir()) + "/", "")
-                    rows.append({"container": c.name, "pid": p.pid, "ppid": p.ppid(),
-                                 "command": cmd.replace(sys.executable, "python3")})
-            except psutil.NoSuchProcess:
-                continue
+            for p, argv in _tree(pid):
+                cmd = " ".join(argv).replace(str(images_dir()) + "/", "")
+                rows.append({"container": c.name, "pid": p.pid, "ppid": p.info_ppid,
+                             "command": cmd.replace(sys.executable, "python3")})
         return Table(rows, ["container", "pid", "ppid", "command"])
 
     def _kill(self, container: str, program: str) -> None:
-        import psutil
-
         pid = self._infos().get(container, {}).get("pid")
         if not pid:
             raise NotFound(f"Container {container!r} is not running, so there is nothing to kill.",
@@ -240,8 +253,7 @@ class LocalApp(App):
             victim = pid
         else:
             script = {"echo": "echo.py", "generator": "generator.sh"}[program]
-            procs = [p for p in psutil.Process(pid).children(recursive=True)
-                     if any(a.endswith(script) for a in p.cmdline())]
+            procs = [p for p, cmd in _tree(pid) if any(a.endswith(script) for a in cmd)]
             if not procs:
                 raise NotFound(f"No {program} process runs inside container {container!r} now.",
                                fix="look at app.processes()")
