@@ -230,9 +230,7 @@ class DockerApp(App):
         ctr = self._ctr(container)
         try:
             if program == container:
-                # A crash of the whole container: SIGKILL to its main process, from outside.
-                ctr.kill(signal="SIGKILL")
-                detail = "SIGKILL to the container's main process"
+                detail = self._crash(ctr)
             else:
                 script = {"echo": "echo.py", "generator": "generator.sh"}[program]
                 # PID 1's shell cannot be told apart by name; match the script path, skip ourselves.
@@ -250,6 +248,34 @@ class DockerApp(App):
             raise _sdk_error(f"Cannot kill {program!r} in container {container!r}", e) from e
         self._own_events.append(Event(time.time(), container if program == container else f"{container}/{program}",
                                       "killed", detail))
+
+    def _crash(self, ctr: Any) -> str:
+        """SIGKILL a container's main process the way a crash looks to Docker.
+
+        ``docker kill`` will not do: Docker counts it as a manual stop and does not apply the
+        restart policy. Inside the container, PID 1 ignores even SIGKILL. So the signal comes from
+        the host's PID namespace: directly when this process may signal it, else from a throwaway
+        container sharing the host's PID namespace (a non-root user in the docker group, Docker Desktop).
+        """
+        import signal as _signal
+
+        ctr.reload()
+        pid = int(ctr.attrs.get("State", {}).get("Pid") or 0)
+        if not pid:
+            raise NotFound(f"Container {ctr.name!r} is not running, so there is nothing to kill.",
+                           fix="look at app.status()")
+        if _host_address() == "127.0.0.1":
+            try:
+                os.kill(pid, _signal.SIGKILL)
+                return f"SIGKILL to its main process (host pid {pid})"
+            except (PermissionError, ProcessLookupError):
+                pass
+        from .. import images
+
+        self.client.containers.run(images.ensure(["pause"])["pause"], ["kill", "-9", str(pid)], pid_mode="host",
+                                   remove=True, labels=_labels(self.name, self.scenario.name,
+                                                               **{"appcoup.container": "killer"}))
+        return f"SIGKILL to its main process (pid {pid} on the engine's host)"
 
     def events(self) -> list[Event]:
         """What Docker did to this app's containers since it started (Docker's events API)."""
