@@ -371,14 +371,16 @@ def _recreate_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
         kw["network_mode"] = mode
     elif mode and mode not in ("default", "bridge"):
         kw["network"] = mode
-    if host.get("Binds"):
+    if host.get("Binds"):  # bind mounts and named volumes alike
         kw["volumes"] = list(host["Binds"])
-    if host.get("Mounts"):
-        kw["mounts"] = host["Mounts"]
     if host.get("PortBindings"):
-        kw["ports"] = {k: [(b.get("HostIp") or "", int(b["HostPort"])) for b in v] for k, v in
-                       host["PortBindings"].items()}
-    # Named volumes given with `volumes=` show up as Binds too; nothing more to carry over.
+        # Keep the host port actually bound (a port picked by Docker shows as "" in PortBindings).
+        bound = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        kw["ports"] = {}
+        for k, v in host["PortBindings"].items():
+            hp = next((b["HostPort"] for b in (bound.get(k) or []) if b.get("HostPort")), None) or (
+                v[0].get("HostPort") if v else None)
+            kw["ports"][k] = int(hp) if hp else None
     return kw
 
 

@@ -1,0 +1,246 @@
+"""The Dockerfile-coupling lessons, measured for real on a Docker engine.
+
+Notebooks 02 and 03 (and the benchmark) call these to show, with numbers from this machine, what
+putting two programs in one image costs compared to two containers in one pod:
+
+- :func:`rebuild_after_change`: change one line of one program; what has to be rebuilt and
+  restarted, and for how long ``/data`` goes dark;
+- :func:`stop_time`: how long ``docker stop`` takes with a naive supervisor (PID 1 ignores SIGTERM)
+  and with one that forwards signals;
+- :func:`health_blind_spot`: echo dies inside the one container, and Docker still calls it healthy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import NotSupported
+from .paths import images_dir
+from .scenarios import scenario as get_scenario
+
+# One line per program to change: (file in images/, the line's start, its replacement).
+_CHANGES: dict[str, tuple[str, str, str]] = {
+    "echo": ("echo/echo.py", 'print(f"echo: listening', 'print(f"echo (changed): listening'),
+    "generator": ("generator/generator.sh", "# generator: append", "# generator (changed): append"),
+    "adapter": ("adapter/adapter.py", 'print(f"adapter: serving', 'print(f"adapter (changed): serving'),
+}
+
+
+def _docker(runtime: Any = None) -> Any:
+    from .runtimes import runtime as get_runtime
+    from .runtimes.docker import DockerRuntime
+
+    if runtime is None:
+        return get_runtime("docker")
+    if isinstance(runtime, str):
+        runtime = get_runtime(runtime)
+    if not isinstance(runtime, DockerRuntime):
+        raise NotSupported(f"This lesson is measured on Docker images, not on the {runtime.name} runtime.",
+                           why="it rebuilds images and replaces containers, which only a container engine does",
+                           fix="pass runtime('docker'), or read the numbers recorded in the notebook")
+    return runtime
+
+
+def change_one_line(context: Path, program: str) -> Path:
+    """Change one line of ``program``'s file in the copy of ``images/`` at ``context``; return the file."""
+    rel, old, new = _CHANGES[program]
+    path = context / rel
+    lines = path.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(old):
+            lines[i] = line.replace(old, new, 1)
+            break
+    else:  # the file changed since this lesson was written: a comment line is a change too
+        lines.append("# changed for the rebuild lesson\n" if rel.endswith((".sh", ".py")) else "\n")
+    path.write_text("".join(lines))
+    return path
+
+
+class _Poller:
+    """GET /data every 50 ms in the background; adds up the time it does not answer."""
+
+    def __init__(self, app: Any, period: float = 0.05) -> None:
+        self.app, self.period = app, period
+        self.dark = 0.0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        # Each failed poll counts until the next poll: the dark time is known to 50 ms.
+        failed_at: float | None = None
+        while True:
+            now = time.monotonic()
+            if failed_at is not None:
+                self.dark += now - failed_at
+            ok = self.app.answers()
+            failed_at = None if ok else now
+            self.failures += not ok
+            if self._stop.is_set():
+                break
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> _Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _snapshot(app: Any) -> dict[str, tuple[str, int]]:
+    out = {}
+    for ctr in app._owned():
+        ctr.reload()
+        out[ctr.name] = (ctr.id, int(ctr.attrs.get("RestartCount", 0)))
+    return out
+
+
+def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", program: str = "echo",
+                         interval: float = 0.5, *, progress: bool | None = None) -> dict[str, Any]:
+    """Change one line of ``program``, rebuild what that changes, redeploy; measure it all.
+
+    For `single-image` the combined image rebuilds and the one container is replaced (both
+    programs restart); for `pod` only the program's own image rebuilds and only its container is
+    recreated, while the generator (and the pause container holding the pod's network) keep running.
+
+    Returns:
+        ``rebuild_seconds``, ``changed_bytes`` (bytes of new layers not shared with the old image),
+        ``no_data_seconds`` (time /data did not answer, polled every 50 ms), ``images_rebuilt`` and
+        ``containers_restarted`` (Docker names), plus ``redeploy_seconds``.
+    """
+    from . import images
+
+    rt = _docker(runtime)
+    sc = get_scenario(scenario)
+    if program not in _CHANGES:
+        raise ValueError(f"program must be one of {', '.join(_CHANGES)}, not {program!r}")
+    tmp = Path(tempfile.mkdtemp(prefix="appcoup-rebuild-"))
+    new_tags: list[str] = []
+    try:
+        context = tmp / "images"
+        shutil.copytree(images_dir(), context)
+        with rt.up(sc.name, interval=interval, port=0, progress=progress) as app:
+            app.wait_ready(timeout=30, progress=progress)
+            used = {c.image for c in app.scenario.containers}
+            old = {n: images.tag_for(n) for n in used}
+            change_one_line(context, program)
+            changed = sorted(n for n in used if images.tag_for(n, context=context) != old[n])
+            before = _snapshot(app)
+            with _Poller(app) as poll:
+                t0 = time.monotonic()
+                built = images.build(changed, context=context, progress=progress)
+                rebuild = time.monotonic() - t0
+                new_tags = [b.tag for b in built.values() if b.built]
+                t1 = time.monotonic()
+                for c in app.scenario.containers:
+                    if c.image in built:
+                        app.replace(c.name, built[c.image].tag)
+                app.wait_until(app.answers, 30, "/data to answer after the redeploy")
+                redeploy = time.monotonic() - t1
+                time.sleep(0.1)
+            after = _snapshot(app)
+            restarted = sorted(n for n in before if after.get(n) != before[n])
+            changed_bytes = sum(images.changed_bytes(old[n], built[n].tag) for n in changed)
+        return {
+            "scenario": sc.name, "program": program,
+            "rebuild_seconds": round(rebuild, 3),
+            "changed_bytes": int(changed_bytes),
+            "no_data_seconds": round(poll.dark, 3),
+            "images_rebuilt": changed,
+            "containers_restarted": restarted,
+            "redeploy_seconds": round(redeploy, 3),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_images(new_tags)
+
+
+def _remove_images(tags: list[str]) -> None:
+    """Remove the lesson's changed images, so the next run measures a real rebuild again."""
+    if not tags:
+        return
+    from .runtimes.docker import connect
+
+    client = connect()
+    for t in tags:
+        try:
+            client.images.remove(t, force=True)
+        except Exception:  # noqa: BLE001 - best effort: a leftover image is only disk space
+            pass
+
+
+def stop_time(supervisor: Literal["naive", "init"] = "naive", runtime: Any = None, timeout: int = 10,
+              *, progress: bool | None = None) -> float:
+    """Seconds ``docker stop`` takes on `single-image` with the ``naive`` or ``init`` supervisor.
+
+    ``docker stop`` sends SIGTERM to PID 1 and, after ``timeout`` seconds, SIGKILL. The naive
+    ``sh app.sh`` as PID 1 has no handler, so the kernel drops SIGTERM and Docker waits out the
+    whole grace period; ``app-init.sh`` forwards it to both programs and exits in well under a second.
+    """
+    rt = _docker(runtime)
+    with rt.up("single-image", supervisor=supervisor, interval=0.5, port=0, progress=progress) as app:
+        app.wait_ready(timeout=30, progress=progress)
+        return round(app.stop("app", timeout=timeout), 3)
+
+
+def health_blind_spot(runtime: Any = None, interval: float = 0.5, *,
+                      supervisor: Literal["naive", "init"] = "naive", progress: bool | None = None,
+                      wait: float = 10) -> dict[str, Any]:
+    """Kill echo inside the one container of `single-image`: what does a learner see?
+
+    The image's HEALTHCHECK only checks that PID 1 is alive, so with the naive supervisor the
+    container stays "running" and "healthy" while ``/data`` no longer answers. (With
+    ``supervisor="init"`` the container exits instead, and Docker restarts it.)
+    """
+    rt = _docker(runtime)
+    with rt.up("single-image", supervisor=supervisor, interval=interval, port=0, progress=progress) as app:
+        app.wait_ready(timeout=30, progress=progress)
+        ctr = app.container("app")
+        killed_at = time.time()
+        app.kill("echo")
+
+        def health_checked_since_kill() -> bool:
+            ctr.reload()
+            log = ((ctr.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
+            return any(_ts(entry.get("End", "")) > killed_at for entry in log) or ctr.attrs.get(
+                "RestartCount", 0) > 0
+        try:
+            app.wait_until(health_checked_since_kill, wait, "a health check after the kill")
+        except Exception:  # noqa: BLE001 - report what is there anyway
+            pass
+        answers = app.answers()
+        st = app.status()["app"]
+        echo_running = any("echo.py" in str(r["command"]) for r in app.processes())
+        return {
+            "supervisor": supervisor,
+            "container_state": st["state"],
+            "health": st["health"],
+            "restarts": st["restarts"],
+            "echo_running": echo_running,
+            "data_answers": answers,
+        }
+
+
+def _ts(text: str) -> float:
+    """Docker's RFC 3339 timestamps (nanoseconds, a zone) as epoch seconds."""
+    from datetime import datetime
+
+    if not text:
+        return 0.0
+    main, _, rest = text.partition(".")
+    frac, zone = (rest[:-1], "+00:00") if rest.endswith("Z") else (rest[:-6], rest[-6:])
+    try:
+        t = datetime.fromisoformat(f"{main}{zone}" if main[-6:-5] not in "+-" else main)
+    except ValueError:
+        return 0.0
+    return t.timestamp() + (float(f"0.{frac}") if frac.isdigit() else 0.0)
+
+
+__all__ = ["change_one_line", "health_blind_spot", "rebuild_after_change", "stop_time"]
