@@ -23,6 +23,8 @@ CLUSTER_DOMAIN="cluster.local"
 CNI_BRIDGE="appcoup-cni0"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export GOTOOLCHAIN=local
+# Never let the cluster daemons carry the local runtime's process mark (tests would take them for strays).
+unset APPCOUP_APP
 
 log() { printf '[appcoup-cluster] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -1,0 +1,207 @@
+"""pytest fixtures for the test Kubernetes cluster of tests/cluster/.
+
+Fixtures:
+  ``k8s_cluster`` (session): a :class:`Cluster`. Uses the cluster named by ``KUBECONFIG`` when it answers
+  ``kubectl get --raw /readyz``; otherwise runs ``tests/cluster/up`` and uses the kubeconfig it prints
+  on its last stdout line (and runs ``tests/cluster/down`` at the end unless ``APPCOUP_CLUSTER_KEEP=1``).
+  A cluster that was already running is never torn down. The cluster's ``kubectl`` is put on ``PATH``
+  and ``KUBECONFIG`` is set for the session.
+  ``k8s_namespace`` (function): a fresh namespace labelled ``app.kubernetes.io/part-of=appcoup``,
+  deleted at the end of the test.
+
+Import from tests/conftest.py with:  ``from cluster.conftest_cluster import k8s_cluster, k8s_namespace``
+(tests/ is on sys.path under pytest's default rootdir-based import mode), or load it by path.
+
+If ``up`` fails, the fixture fails (with up's stderr tail). It skips only when the machine cannot run
+the cluster at all (not root, or no containerd/runc installed) and ``APPCOUP_REQUIRE`` does not name
+``kubernetes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+LABEL = "app.kubernetes.io/part-of=appcoup"
+CACHE_ROOT = Path(os.environ.get("APPCOUP_CLUSTER_CACHE", "/var/cache/appcoup-cluster"))
+RUN_DIR = Path(os.environ.get("APPCOUP_CLUSTER_RUN", "/run/appcoup-cluster"))
+
+
+def _required() -> bool:
+    req = {r.strip() for r in os.environ.get("APPCOUP_REQUIRE", "").split(",")}
+    return bool(req & {"kubernetes", "cluster", "k8s"}) or os.environ.get("APPCOUP_CLUSTER_REQUIRED") == "1"
+
+
+def _find_kubectl() -> str | None:
+    for cand in (CACHE_ROOT / "kubectl", shutil.which("kubectl")):
+        if cand and os.access(str(cand), os.X_OK):
+            return str(cand)
+    return None
+
+
+def _answers(kubectl: str, kubeconfig: str) -> bool:
+    try:
+        r = subprocess.run([kubectl, "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"],
+                           capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and r.stdout.strip() == "ok"
+
+
+@dataclass
+class Cluster:
+    kubeconfig: str
+    kubectl: str
+    started_here: bool
+    containerd_socket: str = str(RUN_DIR / "containerd.sock")
+    _images: dict = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = self.kubeconfig
+        return env
+
+    def kubectl_run(self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None,
+                    namespace: str | None = None) -> subprocess.CompletedProcess:
+        cmd = [self.kubectl, "--kubeconfig", self.kubeconfig]
+        if namespace:
+            cmd += ["-n", namespace]
+        cmd += list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def apply(self, manifest: dict | list | str, namespace: str | None = None) -> None:
+        if not isinstance(manifest, str):
+            items = manifest if isinstance(manifest, list) else [manifest]
+            manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        self.kubectl_run("apply", "-f", "-", input=manifest, namespace=namespace)
+
+    def get_json(self, *args: str, namespace: str | None = None) -> dict:
+        return json.loads(self.kubectl_run("get", *args, "-o", "json", namespace=namespace).stdout)
+
+    def ctr(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+        r = subprocess.run(["ctr", "-a", self.containerd_socket, "-n", "k8s.io", *args], capture_output=True,
+                           input=input, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError(f"ctr {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
+        return r
+
+    def busybox_image(self) -> str:
+        """A busybox image assembled here from Debian's busybox-static (no registry, no Docker) and
+        imported into the cluster's containerd. Returns its name (use imagePullPolicy: Never)."""
+        if "busybox" in self._images:
+            return self._images["busybox"]
+        bb = Path("/bin/busybox")
+        if not bb.exists():
+            pytest.fail("no /bin/busybox: apt-get install -y busybox-static")
+        digest = hashlib.sha256(bb.read_bytes()).hexdigest()[:12]
+        name = f"appcoup.local/test-busybox:{digest}"
+        tar = CACHE_ROOT / "test-images" / f"busybox-{digest}.tar"
+        if not tar.exists():
+            tar.parent.mkdir(parents=True, exist_ok=True)
+            applets = subprocess.run([str(bb), "--list"], capture_output=True, text=True, check=True).stdout.split()
+            cmd = [sys.executable, str(HERE / "mkimage.py"), "--name", name, "--out", str(tar),
+                   "--file", f"{bb}:/bin/busybox", "--cmd", "sh"]
+            for a in applets:
+                if a != "busybox":
+                    cmd += ["--symlink", f"/bin/{a}:busybox"]
+            subprocess.run(cmd, check=True)
+        listed = self.ctr("images", "ls", "-q").stdout.decode().split()
+        if name not in listed:
+            self.ctr("images", "import", str(tar))
+        self._images["busybox"] = name
+        return name
+
+    def wait(self, what: str, cond, timeout: float = 120, interval: float = 1.0):
+        """Poll cond() until it returns a truthy value; fail with `what` and the last error otherwise."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                v = cond()
+                if v:
+                    return v
+                last = v
+            except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+                last = e
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+    def describe(self, namespace: str) -> str:
+        r = self.kubectl_run("describe", "pods", namespace=namespace, check=False)
+        e = self.kubectl_run("get", "events", "--sort-by=.lastTimestamp", namespace=namespace, check=False)
+        return (r.stdout + r.stderr)[-4000:] + "\n" + (e.stdout + e.stderr)[-2000:]
+
+
+_cluster: Cluster | None = None
+
+
+def _start() -> Cluster:
+    global _cluster
+    if _cluster is not None:
+        return _cluster
+    kubectl = _find_kubectl()
+    kc = os.environ.get("KUBECONFIG")
+    if kc and kubectl and _answers(kubectl, kc):
+        _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=False)
+        return _cluster
+    if os.geteuid() != 0 or not shutil.which("containerd") or not shutil.which("runc"):
+        msg = "test Kubernetes cluster needs root, containerd and runc (see tests/cluster/README.md)"
+        if _required():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    r = subprocess.run([str(HERE / "up")], capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0 or not r.stdout.strip():
+        pytest.fail(f"tests/cluster/up failed ({r.returncode}):\n{r.stderr[-6000:]}")
+    kc = r.stdout.strip().splitlines()[-1]
+    kubectl = _find_kubectl()
+    if not kubectl or not _answers(kubectl, kc):
+        pytest.fail(f"tests/cluster/up printed {kc} but the cluster does not answer /readyz")
+    _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=True)
+    return _cluster
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster():
+    cluster = _start()
+    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PATH")}
+    os.environ["KUBECONFIG"] = cluster.kubeconfig
+    kdir = str(Path(cluster.kubectl).parent)
+    if kdir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = kdir + os.pathsep + os.environ.get("PATH", "")
+    yield cluster
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    if cluster.started_here and os.environ.get("APPCOUP_CLUSTER_KEEP") != "1":
+        subprocess.run([str(HERE / "down")], capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def k8s_namespace(k8s_cluster: Cluster, request):
+    name = "appcoup-t-" + uuid.uuid4().hex[:8]
+    k8s_cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "appcoup",
+                                                             "appcoup.test": request.node.name[:63].strip("_-.")
+                                                             .replace("[", "-").replace("]", "")}}})
+    k8s_cluster.wait(f"default service account in {name}",
+                     lambda: k8s_cluster.kubectl_run("get", "sa", "default", namespace=name, check=False).returncode == 0,
+                     timeout=30, interval=0.5)
+    yield name
+    k8s_cluster.kubectl_run("delete", "namespace", name, "--wait=false", check=False)
