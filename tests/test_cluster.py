@@ -187,9 +187,11 @@ def test_service_reached_by_fqdn_from_another_deployment(k8s_cluster: Cluster, k
     fqdn = f"echo.{ns}.svc.cluster.local"
 
     def fetch() -> str:
-        r = k.kubectl_run("exec", "deploy/client", "--", "wget", "-q", "-O-", "-T", "5", f"http://{fqdn}/token",
+        # busybox nc, not wget: Debian's busybox-static wget segfaults (on the host too).
+        r = k.kubectl_run("exec", "deploy/client", "--", "sh", "-c",
+                          f"printf 'GET /token HTTP/1.0\\r\\nHost: {fqdn}\\r\\n\\r\\n' | nc -w 5 {fqdn} 80",
                           namespace=ns, check=False, timeout=30)
-        return r.stdout.strip() if r.returncode == 0 else ""
+        return r.stdout.replace("\r", "").split("\n\n", 1)[-1].strip() if " 200 " in r.stdout else ""
 
     assert k.wait(f"http://{fqdn}/token from the client pod", fetch, timeout=60) == token
     # The name resolves to the Service's ClusterIP through the cluster DNS.
