@@ -168,6 +168,18 @@ def test_port_zero_picks_a_free_port(docker_rt) -> None:
 
 
 @pytest.mark.docker
+def test_picked_port_survives_a_restart(docker_rt) -> None:
+    with docker_rt.up("volume", interval=0.3, port=0, progress=False) as app:
+        app.wait_ready(timeout=30)
+        url = app.url
+        app.kill("echo")
+        app.wait_until(lambda: app.status()["echo"]["restarts"] >= 1, 15, "echo to restart")
+        app.wait_until(app.answers, 15, "/data again")
+        assert type(app)(app.runtime, app.scenario, app.name, interval=0.3, client=app.client,
+                         started=app.started).url == url
+
+
+@pytest.mark.docker
 def test_already_up(docker_rt) -> None:
     with docker_rt.up("volume", interval=0.5, port=0, progress=False):
         with pytest.raises(AlreadyUp):

@@ -127,6 +127,17 @@ def _port_holder(client: Any, port: int) -> str | None:
     return "another program (run `ss -ltnp` to see which)"
 
 
+def _free_port(client: Any) -> int:
+    """A host port that neither a container nor a process here holds."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        if _port_holder(client, port) is None:
+            return port
+    raise AppcoupError("Found no free port to publish /data on.", fix="pass a port yourself: up(..., port=8001)")
+
+
 # -- the app -------------------------------------------------------------------------------------
 class DockerApp(App):
     """A scenario running as containers on a Docker engine."""
@@ -509,6 +520,10 @@ class DockerRuntime(Runtime):
             holder = _port_holder(client, port)
             if holder:
                 raise PortInUse(port, holder)
+        else:
+            # Pick the port here rather than let Docker pick: Docker picks a new one at every
+            # restart, and the learner's URL must survive a crash.
+            port = _free_port(client)
         sup = "init" if any(c.image == "combined-init" for c in scenario.containers) else "naive"
         started = time.time()
         meta = {"appcoup.interval": f"{interval:g}", "appcoup.port": str(port), "appcoup.supervisor": sup,

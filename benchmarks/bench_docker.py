@@ -1,0 +1,199 @@
+"""Docker rows of the benchmark: each scenario through the library, the same containers started
+with the plain ``docker`` commands a learner would type (the ``docker-cli`` baseline), interleaved so
+both see the same machine load, and the Dockerfile-coupling lessons (rebuild, stop).
+
+Images are built before anything is timed: ``first_number`` is up -> first number with images present.
+``recovery`` is kill echo -> /data answers again; it is null where nothing brings echo back (the naive
+supervisor of `single-image`, the restart-less `separate`); ``recovery_init`` gives `single-image`
+with the signal-forwarding supervisor, whose container exits and is restarted by Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import appcoup_lib as ac
+from appcoup_lib import images, lessons
+from appcoup_lib.measure import recovery
+
+SCENARIOS = ("separate", "single-image", "pod", "service", "volume")
+INTERVAL = 0.2
+CLI = "appcoup-benchcli"  # names and label of the baseline's containers (cleaned up by label too)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return bool(r.read().split())
+    except OSError:
+        return False
+
+
+def _wait(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not _answers(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} never answered")
+        time.sleep(0.01)
+
+
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _cli_commands(scenario: str, tags: dict[str, str], bind_dir: str, port: int) -> list[list[str]]:
+    """The `docker` commands a learner types for ``scenario``, /data published on ``port``."""
+    lab = ["--label", "app.kubernetes.io/part-of=appcoup", "--label", f"appcoup.app={CLI}"]
+    env = ["-e", f"INTERVAL={INTERVAL}", "-e", "ECHO_QUIET=1"]
+    run = ["run", "-d", *lab, *env]
+    g, e = tags["generator"], tags["echo"]
+    if scenario == "separate":
+        return [[*run, "--name", f"{CLI}-generator", "-v", f"{bind_dir}:/tmp/out", g],
+                [*run, "--name", f"{CLI}-echo", "-v", f"{bind_dir}:/tmp/in", "-p", f"{port}:8000", e]]
+    if scenario == "single-image":
+        return [[*run, "--name", f"{CLI}-app", "-p", f"{port}:8000", "--restart", "always", tags["combined"]]]
+    if scenario == "pod":
+        return [["volume", "create", *lab, f"{CLI}-data"],
+                [*run, "--name", f"{CLI}-pause", "-p", f"{port}:8000", tags["pause"]],
+                [*run, "--name", f"{CLI}-generator", "--network", f"container:{CLI}-pause", "--restart", "always",
+                 "-v", f"{CLI}-data:/tmp/out", g],
+                [*run, "--name", f"{CLI}-echo", "--network", f"container:{CLI}-pause", "--restart", "always",
+                 "-v", f"{CLI}-data:/tmp/in", e]]
+    if scenario == "service":
+        return [["network", "create", *lab, f"{CLI}-net"], ["volume", "create", *lab, f"{CLI}-data"],
+                [*run, "--name", f"{CLI}-pause", "--network", f"{CLI}-net", "--network-alias", "adapter",
+                 tags["pause"]],
+                [*run, "--name", f"{CLI}-generator", "--network", f"container:{CLI}-pause",
+                 "-v", f"{CLI}-data:/tmp/out", g],
+                [*run, "--name", f"{CLI}-adapter", "--network", f"container:{CLI}-pause",
+                 "-v", f"{CLI}-data:/tmp/out", tags["adapter"]],
+                [*run, "--name", f"{CLI}-echo", "--network", f"{CLI}-net", "-p", f"{port}:8000",
+                 "-e", "SOURCE_URL=http://adapter:8080/data", e]]
+    if scenario == "volume":
+        return [["volume", "create", *lab, f"{CLI}-data"],
+                [*run, "--name", f"{CLI}-generator", "--restart", "always", "-v", f"{CLI}-data:/tmp/out", g],
+                [*run, "--name", f"{CLI}-echo", "--restart", "always", "-v", f"{CLI}-data:/tmp/in", "-p", f"{port}:8000", e]]
+    raise ValueError(scenario)
+
+
+def _cli_down() -> None:
+    ids = _docker("ps", "-aq", "--filter", f"label=appcoup.app={CLI}").split()
+    if ids:
+        _docker("rm", "-f", *ids)
+    for kind in ("volume", "network"):
+        names = _docker(kind, "ls", "-q", "--filter", f"label=appcoup.app={CLI}").split()
+        if names:
+            _docker(kind, "rm", *names)
+
+
+def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
+    """first_number / recovery / down with plain `docker` commands."""
+    entry = "app" if scenario == "single-image" else "echo"
+    with tempfile.TemporaryDirectory(prefix="appcoup-benchcli-") as d:
+        try:
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}/data"
+            t0 = time.monotonic()
+            for cmd in _cli_commands(scenario, tags, d, port):
+                _docker(*cmd)
+            holder = f"{CLI}-pause" if scenario == "pod" else f"{CLI}-{entry}"
+            _wait(url)
+            first = time.monotonic() - t0
+            time.sleep(1.2)
+            # Recovery by hand: echo crashes; the learner notices nothing and types `docker start` again.
+            pid = int(_docker("inspect", "-f", "{{.State.Pid}}", f"{CLI}-echo" if entry == "echo" else holder))
+            t0 = time.monotonic()
+            if entry == "echo":
+                os.kill(pid, signal.SIGKILL)
+                if scenario not in ("pod", "volume"):  # no restart policy: type `docker start` again
+                    _docker("wait", f"{CLI}-echo")
+                    _docker("start", f"{CLI}-echo")
+                time.sleep(0.01)
+                _wait(url, 10)
+                rec: float | None = time.monotonic() - t0
+            else:
+                rec = None  # naive single image: there is no echo container to start again
+        finally:
+            t0 = time.monotonic()
+            _cli_down()
+            down = time.monotonic() - t0
+    return {"first_number": first, "recovery": rec, "down": down}
+
+
+def through_library(rt: ac.Runtime, scenario: str, supervisor: str = "naive") -> dict[str, float | None]:
+    t0 = time.monotonic()
+    app = rt.up(scenario, interval=INTERVAL, port=0, progress=False, supervisor=supervisor)  # type: ignore[arg-type]
+    try:
+        app.wait_ready(timeout=60, progress=False)
+        first = time.monotonic() - t0
+        time.sleep(1.2)  # past the start-up window, as a crash in a running app would be
+        rec = recovery(app, "echo", timeout=5)  # None: /data never came back
+    finally:
+        t0 = time.monotonic()
+        app.down()
+        down = time.monotonic() - t0
+    return {"first_number": first, "recovery": rec, "down": down}
+
+
+def _median(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals and len(vals) == len(values) else None
+
+
+def run(rows: list[dict], repeat: int = 3) -> None:
+    rt = ac.runtime("docker")
+    tags = {n: b.tag for n, b in images.build([*images.NAMES, "pause"], progress=False).items()}
+    _cli_down()
+    for scenario in SCENARIOS:
+        lib: dict[str, list] = {}
+        hand: dict[str, list] = {}
+        # One unmeasured run each first (the engine's first run of a setup is slower), then
+        # alternate which goes first, so both see the same machine.
+        through_library(rt, scenario)
+        by_hand(scenario, tags)
+        for i in range(repeat):
+            pair = [("lib", lambda: through_library(rt, scenario)), ("hand", lambda: by_hand(scenario, tags))]
+            for who, measure in (pair if i % 2 == 0 else pair[::-1]):
+                for k, v in measure().items():
+                    (lib if who == "lib" else hand).setdefault(k, []).append(v)
+        for metric in ("first_number", "recovery", "down"):
+            rows.append({"runtime": "docker", "scenario": scenario, "metric": metric, "seconds": _median(lib[metric])})
+            rows.append({"runtime": "docker-cli", "scenario": scenario, "metric": metric,
+                         "seconds": _median(hand[metric])})
+        lf, hf = _median(lib["first_number"]), _median(hand["first_number"])
+        rows.append({"runtime": "docker", "scenario": scenario, "metric": "ratio_first_number",
+                     "seconds": lf / hf if lf and hf else None})
+    init = [through_library(rt, "single-image", "init")["recovery"] for _ in range(repeat)]
+    rows.append({"runtime": "docker", "scenario": "single-image", "metric": "recovery_init", "seconds": _median(init)})
+    for scenario in ("single-image", "pod"):
+        r = lessons.rebuild_after_change(rt, scenario, "echo", interval=INTERVAL, progress=False)
+        rows.append({"runtime": "docker", "scenario": scenario, "metric": "rebuild_one_change",
+                     "seconds": r["rebuild_seconds"]})
+        rows.append({"runtime": "docker", "scenario": scenario, "metric": "rebuild_no_data",
+                     "seconds": r["no_data_seconds"]})
+    rows.append({"runtime": "docker", "scenario": "single-image", "metric": "stop_naive",
+                 "seconds": lessons.stop_time("naive", rt)})
+    rows.append({"runtime": "docker", "scenario": "single-image", "metric": "stop_forwarding",
+                 "seconds": lessons.stop_time("init", rt)})
+
+
+if __name__ == "__main__":
+    import json
+
+    os.environ.setdefault("APPCOUP_PROGRESS", "0")
+    out: list[dict] = []
+    run(out)
+    print(json.dumps(out, indent=1))
