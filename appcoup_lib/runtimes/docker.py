@@ -18,6 +18,7 @@ The ``docker`` SDK is imported only here, inside functions: the local runtime ne
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -148,7 +149,6 @@ class DockerApp(App):
         self.client = client
         self.started = started
         self._port = port
-        self._own_events: list[Event] = []
 
     # -- names ---------------------------------------------------------------------------------
     def container_name(self, container: str) -> str:
@@ -257,8 +257,22 @@ class DockerApp(App):
                 detail = f"SIGKILL to {program} (pid {', '.join(pids)} in the container)"
         except docker.errors.DockerException as e:
             raise _sdk_error(f"Cannot kill {program!r} in container {container!r}", e) from e
-        self._own_events.append(Event(time.time(), container if program == container else f"{container}/{program}",
-                                      "killed", detail))
+        self._record(container if program == container else f"{container}/{program}", "killed", detail)
+
+    def _record(self, container: str, kind: str, detail: str = "") -> None:
+        """Keep what appcoup itself did (Docker's events cannot tell a crash we caused from another)."""
+        home = _root() / self.name
+        home.mkdir(parents=True, exist_ok=True)
+        with open(home / "events.jsonl", "a") as f:
+            f.write(json.dumps({"time": time.time(), "container": container, "kind": kind, "detail": detail}) + "\n")
+
+    def _recorded(self) -> list[Event]:
+        try:
+            lines = (_root(create=False) / self.name / "events.jsonl").read_text().splitlines()
+        except OSError:
+            return []
+        events = [Event(**json.loads(line)) for line in lines if line.strip()]
+        return [e for e in events if e.time >= self.started - 0.5]  # not a previous app's of that name
 
     def _crash(self, ctr: Any) -> str:
         """SIGKILL a container's main process the way a crash looks to Docker.
@@ -319,7 +333,7 @@ class DockerApp(App):
             elif action in ("restart", "stop", "oom", "create", "destroy"):
                 out.append(Event(t, who, {"stop": "stopped", "destroy": "removed", "create": "created",
                                           "restart": "restarted"}.get(action, action), ""))
-        out.extend(self._own_events)
+        out.extend(self._recorded())
         return sorted(out, key=lambda e: e.time)
 
     def logs(self, container: str) -> str:
