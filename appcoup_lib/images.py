@@ -343,6 +343,11 @@ def _build_one(client: Any, ctx: Path, spec: ImageSpec, tag: str, base: str, bar
 
 def ensure(names: Iterable[str], *, progress: bool | None = None) -> dict[str, str]:
     """The tags of ``names``, built first when missing (offline fallback automatic)."""
+    names = list(names)
+    client = _client()
+    tags = {n: tag_for(n) for n in names}
+    if all(_exists(client, t) for t in tags.values()):
+        return tags  # the usual case: no progress bar flashes by for nothing
     return {n: b.tag for n, b in build(names, progress=progress).items()}
 
 
@@ -374,6 +379,24 @@ def remove_all() -> list[str]:
     return removed
 
 
+def prune() -> list[str]:
+    """Remove appcoup images older than the current inputs (kept tags: what :func:`tag_for` names now)."""
+    import docker.errors
+
+    client = _client()
+    current = {tag_for(n) for n in SPECS} | {local_base_tag("busybox"), local_base_tag("python")}
+    removed = []
+    for img in client.images.list(filters={"label": f"{LABEL}={LABEL_VALUE}"}):
+        for t in img.tags:
+            if t.startswith(f"{REPO}/") and t not in current:
+                try:
+                    client.images.remove(t)
+                    removed.append(t)
+                except docker.errors.DockerException:
+                    pass  # still used by a container: keep it
+    return removed
+
+
 def cli_build(offline: bool = False, names: list[str] | None = None) -> str:
     """What ``appcoup images build [--offline]`` prints: a table of name, tag, built, seconds."""
     from .runtimes.base import Table
@@ -382,5 +405,5 @@ def cli_build(offline: bool = False, names: list[str] | None = None) -> str:
     return str(Table([b.row() for b in res.values()], ["name", "tag", "built", "seconds", "size"]))
 
 
-__all__ = ["NAMES", "BuiltImage", "bases", "build", "changed_bytes", "ensure", "local_base_tag", "public_base",
+__all__ = ["NAMES", "BuiltImage", "bases", "build", "changed_bytes", "ensure", "local_base_tag", "prune", "public_base",
            "remove_all", "tag_for"]
