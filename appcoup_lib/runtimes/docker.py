@@ -139,6 +139,15 @@ def _free_port(client: Any) -> int:
     raise AppcoupError("Found no free port to publish /data on.", fix="pass a port yourself: up(..., port=8001)")
 
 
+# `ps` for images without one: "pid ppid command" per process, from /proc, leaving out this probe.
+_PS = (
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
+    '[ -r "$d/stat" ] || continue; s=$(cat "$d/stat" 2>/dev/null) || continue; s=${s##*) }; '
+    'set -- $s; [ "$2" = "$$" ] && continue; '
+    'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null); echo "$p $2 ${c:-[$p]}"; done'
+)
+
+
 # -- the app -------------------------------------------------------------------------------------
 class DockerApp(App):
     """A scenario running as containers on a Docker engine."""
@@ -218,22 +227,51 @@ class DockerApp(App):
         return out
 
     def processes(self) -> Table:
-        """What runs in each container (``docker top``; PIDs as the host sees them)."""
+        """What runs in each container, with PIDs as the container sees them (its own PID 1).
+
+        Read from ``/proc`` inside the container (the images have no ``ps``); a container that
+        cannot run the probe falls back to ``docker top`` (PIDs as the host sees them).
+        """
         import docker.errors
 
         rows = []
         for c in self.scenario.containers:
             try:
-                top = self._ctr(c.name).top()
-            except (docker.errors.APIError, NotFound):
+                ctr = self._ctr(c.name)
+                res = ctr.exec_run(["sh", "-c", _PS])
+                lines = [ln for ln in res.output.decode("utf-8", "replace").splitlines() if ln.strip()]
+                if res.exit_code != 0 or not lines:
+                    raise docker.errors.APIError("no /proc listing")
+                for ln in sorted(lines, key=lambda x: int(x.split(" ", 1)[0])):
+                    pid, ppid, cmd = (ln.split(" ", 2) + ["", ""])[:3]
+                    rows.append({"container": c.name, "pid": int(pid), "ppid": int(ppid), "command": cmd.strip()})
+            except NotFound:
                 rows.append({"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"})
-                continue
-            titles = top.get("Titles") or []
-            ix = {t: i for i, t in enumerate(titles)}
-            for p in top.get("Processes") or []:
-                rows.append({"container": c.name, "pid": p[ix.get("PID", 1)], "ppid": p[ix.get("PPID", 2)],
-                             "command": p[ix.get("CMD", ix.get("COMMAND", len(p) - 1))]})
+            except docker.errors.APIError:
+                try:
+                    top = ctr.top()
+                except docker.errors.APIError:
+                    rows.append({"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"})
+                    continue
+                ix = {t: i for i, t in enumerate(top.get("Titles") or [])}
+                for p in top.get("Processes") or []:
+                    rows.append({"container": c.name, "pid": p[ix.get("PID", 1)], "ppid": p[ix.get("PPID", 2)],
+                                 "command": p[ix.get("CMD", ix.get("COMMAND", len(p) - 1))] + "  (host pid)"})
         return Table(rows, ["container", "pid", "ppid", "command"])
+
+    def exec(self, container: str, *argv: str) -> str:
+        """``docker exec``: run ``argv`` in ``container`` and return what it printed."""
+        import docker.errors
+
+        try:
+            res = self._ctr(container).exec_run(list(argv))
+        except docker.errors.DockerException as e:
+            raise _sdk_error(f"Cannot run {' '.join(argv)!r} in {container!r}", e) from e
+        out = res.output.decode("utf-8", "replace")
+        if res.exit_code:
+            raise AppcoupError(f"{' '.join(argv)!r} failed in {container!r} (exit code {res.exit_code}).",
+                               why=out.strip()[-500:])
+        return out
 
     def _kill(self, container: str, program: str) -> None:
         import docker.errors
