@@ -101,13 +101,13 @@ def _exists(client: Any, ref: str) -> bool:
 
 # -- what an image is made of ------------------------------------------------------------------
 def _dockerfile_base_default(text: str) -> str:
-    m = re.search(r"^\s*ARG\s+BASE=(\S+)", text, re.M)
+    m = re.search(r"^\s*ARG\s+BASE=(\S+)", text, re.MULTILINE)
     return m.group(1) if m else ""
 
 
 def _copied_files(context: Path, text: str, args: dict[str, str]) -> list[Path]:
     """The files a Dockerfile's COPY/ADD lines read from the context (build args substituted)."""
-    values = dict(re.findall(r"^\s*ARG\s+(\w+)=(\S+)", text, re.M))
+    values = dict(re.findall(r"^\s*ARG\s+(\w+)=(\S+)", text, re.MULTILINE))
     values.update(args)
 
     def subst(s: str) -> str:
@@ -233,16 +233,24 @@ def _ensure_local_base(client: Any, kind: BaseKind, bar: Progress | None) -> str
         if bar is not None:
             bar.write(f"base-{kind}: making the root file system"
                       + (" (debootstrap, a few minutes)" if kind == "python" else ""))
-        proc = subprocess.run(["sh", str(script), str(out)], capture_output=True, text=True)
-        if proc.returncode != 0:
+        # Stream the script's output into the progress display: debootstrap talks as it goes.
+        proc = subprocess.Popen(["sh", str(script), str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        log: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line)
+            if bar is not None and line.strip():
+                bar.write(f"base-{kind}: {line.strip()}")
+        if proc.wait() != 0:
             need = "debootstrap" if kind == "python" else "busybox-static"
-            raise BuildError(tag, f"sh images/base/{script.name}", proc.stdout + proc.stderr,
+            raise BuildError(tag, f"sh images/base/{script.name}", "".join(log),
                              fix=f"install what it needs (`apt-get install {need}`, or run .ci/docker-up) "
                                  "and build again")
         repo, _, version = tag.partition(":")
         try:
             client.api.import_image_from_file(str(out), repository=repo, tag=version, changes=_BASE_CHANGES)
-        except Exception as e:  # noqa: BLE001 - any SDK/HTTP failure becomes one BuildError
+        except Exception as e:
             raise BuildError(tag, "docker import", str(e)) from e
     if bar is not None:
         bar.write(f"base-{kind}: made in {time.monotonic() - t0:.0f} s")

@@ -165,7 +165,7 @@ def run(rows: list[dict], repeat: int = 3) -> None:
         through_library(rt, scenario)
         by_hand(scenario, tags)
         for i in range(repeat):
-            pair = [("lib", lambda: through_library(rt, scenario)), ("hand", lambda: by_hand(scenario, tags))]
+            pair = [("lib", lambda s=scenario: through_library(rt, s)), ("hand", lambda s=scenario: by_hand(s, tags))]
             for who, measure in (pair if i % 2 == 0 else pair[::-1]):
                 for k, v in measure().items():
                     (lib if who == "lib" else hand).setdefault(k, []).append(v)

@@ -24,15 +24,18 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse, RuntimeUnavailable
 from ..paths import state_dir
-from ..scenarios import Container, Scenario, Unit, scenario as get_scenario
+from ..scenarios import Container, Scenario, Unit
+from ..scenarios import scenario as get_scenario
 from .base import LABEL, LABEL_VALUE, PREFIX, App, Availability, Event, Runtime, Table, register
 
+T = TypeVar("T")
 APP_LABEL = "appcoup.app"
 _DEFAULT_SOCKET = "/var/run/docker.sock"
 _FIX_SDK = "pip install 'appcoup[docker]'  (the Docker SDK for Python)"
@@ -147,6 +150,13 @@ _PS = (
     'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null); echo "$p $2 ${c:-[$p]}"; done'
 )
 
+# `pkill -9 -f /app/$SCRIPT` for images without one; prints the PIDs it killed.
+_PKILL = (
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
+    'case "$(tr "\\0" " " < "$d/cmdline" 2>/dev/null)" in *"/app/$SCRIPT"*) '
+    'kill -9 "$p" && echo "$p";; esac; done'
+)
+
 
 # -- the app -------------------------------------------------------------------------------------
 class DockerApp(App):
@@ -158,6 +168,7 @@ class DockerApp(App):
         self.client = client
         self.started = started
         self._port = port
+        self._commands: list[str] = []
 
     # -- names ---------------------------------------------------------------------------------
     def container_name(self, container: str) -> str:
@@ -283,11 +294,7 @@ class DockerApp(App):
             else:
                 script = {"echo": "echo.py", "generator": "generator.sh"}[program]
                 # PID 1's shell cannot be told apart by name; match the script path, skip ourselves.
-                res = ctr.exec_run(
-                    ["sh", "-c", 'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
-                                 'case "$(tr "\\0" " " < "$d/cmdline" 2>/dev/null)" in *"/app/$SCRIPT"*) '
-                                 'kill -9 "$p" && echo "$p";; esac; done'],
-                    environment={"SCRIPT": script})
+                res = ctr.exec_run(["sh", "-c", _PKILL], environment={"SCRIPT": script})
                 pids = res.output.decode().split()
                 if not pids:
                     raise NotFound(f"No {program} process runs inside container {container!r} now.",
@@ -418,7 +425,31 @@ class DockerApp(App):
         """The plain ``docker`` commands that would start this app by hand (what the course teaches)."""
         return list(self._commands)
 
-    _commands: list[str] = []
+
+def _in_parallel(calls: list[Callable[[], T]]) -> list[T]:
+    """Run ``calls`` in threads (Docker API calls are round trips that overlap well); results in order.
+
+    The first exception is re-raised here, in the caller's thread, after all calls have ended.
+    """
+    if len(calls) == 1:
+        return [calls[0]()]
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as e:  # noqa: BLE001 - re-raised below in the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _recreate_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -454,10 +485,7 @@ def _remove_app(client: Any, name: str | None) -> list[str]:
     flt = {"label": f"{APP_LABEL}={name}"} if name else {"label": f"{LABEL}={LABEL_VALUE}"}
     removed: list[str] = []
     errors: list[str] = []
-    # Members first, then the pause containers whose namespace they used.
-    ctrs = sorted(client.containers.list(all=True, filters=flt),
-                  key=lambda c: c.labels.get("appcoup.container") == "pause")
-    for ctr in ctrs:
+    def remove(ctr: Any) -> None:
         try:
             ctr.remove(force=True, v=True)
             removed.append(f"container {ctr.name}")
@@ -465,6 +493,13 @@ def _remove_app(client: Any, name: str | None) -> list[str]:
             pass
         except docker.errors.DockerException as e:
             errors.append(f"container {ctr.name}: {e}")
+
+    # Members first (together), then the pause containers whose namespace they used.
+    ctrs = client.containers.list(all=True, filters=flt)
+    for pauses in (False, True):
+        batch = [c for c in ctrs if (c.labels.get("appcoup.container") == "pause") == pauses]
+        if batch:
+            _in_parallel([lambda c=c: remove(c) for c in batch])
     for net in client.networks.list(filters=flt):
         try:
             net.remove()
@@ -600,9 +635,9 @@ class DockerRuntime(Runtime):
                     vols[vol] = vname
                     cmds.append(f"docker volume create {vname}")
 
-            for unit in scenario.units:
-                publish = unit.name == entry_unit
-                ports = {f"{entry.port}/tcp": port or None} if publish else None
+            def start_unit(unit: Unit) -> list[str]:
+                done: list[str] = []
+                ports = {f"{entry.port}/tcp": port} if unit.name == entry_unit else None
                 aliases = [s.name for s in scenario.services if s.unit == unit.name] + [unit.name]
                 netkw: dict[str, Any] = {}
                 if network:
@@ -611,16 +646,21 @@ class DockerRuntime(Runtime):
                     netkw = {"network": network,
                              "networking_config": {network: EndpointConfig(client.api._version, aliases=aliases)}}
                 if len(unit.containers) > 1:
-                    pause = self.client.containers.run(
+                    pause = client.containers.run(
                         tags["pause"], name=app.pause_name(unit.name), detach=True, ports=ports,
                         labels=_labels(name, scenario.name, **meta, **{"appcoup.container": "pause",
                                                                        "appcoup.unit": unit.name}),
                         restart_policy={"Name": "always"} if unit.restart == "always" else None, **netkw)
-                    cmds.append(_cli("run", app.pause_name(unit.name), tags["pause"], ports=ports, network=network))
+                    done.append(_cli("run", app.pause_name(unit.name), tags["pause"], ports=ports, network=network,
+                                     aliases=aliases if network else None, restart=unit.restart))
                     members = [(c, {"network_mode": f"container:{pause.id}"}, None) for c in unit.containers]
                 else:
                     members = [(unit.containers[0], netkw, ports)]
-                self._run_members(app, unit, members, tags, vols, interval, meta, cmds)
+                return done + self._run_members(app, unit, members, tags, vols, interval, meta)
+
+            # Units are independent (echo finds the adapter by name when asked): start them together.
+            for unit_cmds in _in_parallel([lambda u=u: start_unit(u) for u in scenario.units]):
+                cmds.extend(unit_cmds)
         except docker.errors.APIError as e:
             _remove_app(client, name)
             text = str(e.explanation or e)
@@ -634,13 +674,12 @@ class DockerRuntime(Runtime):
         return app
 
     def _run_members(self, app: DockerApp, unit: Unit, members: list[tuple[Container, dict, Any]],
-                     tags: dict[str, str], vols: dict[str, str], interval: float, meta: dict[str, str],
-                     cmds: list[str]) -> None:
-        """Start the containers of one unit, in parallel: each `docker run` is a round trip."""
+                     tags: dict[str, str], vols: dict[str, str], interval: float,
+                     meta: dict[str, str]) -> list[str]:
+        """Start the containers of one unit together (each `docker run` is a round trip); their commands."""
         sc = app.scenario
-        errors: list[BaseException] = []
 
-        def run(c: Container, netkw: dict, ports: Any) -> None:
+        def run(c: Container, netkw: dict, ports: Any) -> str:
             env = {"INTERVAL": f"{interval:g}", "ECHO_QUIET": "1", "PYTHONUNBUFFERED": "1"}
             if c.port is not None:
                 env["PORT"] = str(c.port)
@@ -648,27 +687,19 @@ class DockerRuntime(Runtime):
                 svc = next(s for s in sc.services if s.name == c.source)
                 env["SOURCE_URL"] = f"http://{svc.name}:{svc.port}/data"
             volumes = {vols[c.volume]: {"bind": c.workdir, "mode": "rw"}} if c.volume else None
-            try:
-                app.client.containers.run(
-                    tags[c.image], command=list(c.command), name=app.container_name(c.name), detach=True,
-                    environment=env, working_dir=c.workdir, volumes=volumes, ports=ports,
-                    labels=_labels(app.name, sc.name, **meta, **{"appcoup.container": c.name,
-                                                                 "appcoup.unit": unit.name}),
-                    restart_policy={"Name": "always"} if unit.restart == "always" else None, **netkw)
-            except BaseException as e:  # noqa: BLE001 - re-raised below in the caller's thread
-                errors.append(e)
-            cmds.append(_cli("run", app.container_name(c.name), tags[c.image], ports=ports, env=env,
-                             volumes=volumes, network=netkw.get("network") or netkw.get("network_mode"),
-                             restart=unit.restart))
+            app.client.containers.run(
+                tags[c.image], command=list(c.command), name=app.container_name(c.name), detach=True,
+                environment=env, working_dir=c.workdir, volumes=volumes, ports=ports,
+                labels=_labels(app.name, sc.name, **meta, **{"appcoup.container": c.name, "appcoup.unit": unit.name}),
+                restart_policy={"Name": "always"} if unit.restart == "always" else None, **netkw)
+            aliases = [s.name for s in sc.services if s.unit == unit.name] + [unit.name]
+            return _cli("run", app.container_name(c.name), tags[c.image], ports=ports, env=env, volumes=volumes,
+                        network=netkw.get("network") or (f"container:{app.pause_name(unit.name)}"
+                                                         if netkw.get("network_mode") else None),
+                        restart=unit.restart,
+                        aliases=aliases if netkw.get("network") else None)
 
-        threads = [threading.Thread(target=run, args=m) for m in members[1:]]
-        for t in threads:
-            t.start()
-        run(*members[0])
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        return _in_parallel([lambda m=m: run(*m) for m in members])
 
     # -- other processes' apps -------------------------------------------------------------------
     def attach(self, scenario: str, name: str | None = None) -> App:
@@ -715,13 +746,16 @@ class DockerRuntime(Runtime):
 
 
 def _cli(verb: str, name: str, image: str, *, ports: Any = None, env: dict | None = None,
-         volumes: dict | None = None, network: str | None = None, restart: str = "never") -> str:
+         volumes: dict | None = None, network: str | None = None, restart: str = "never",
+         aliases: list[str] | None = None) -> str:
     """The `docker run` command line equivalent to one SDK call (shown to learners)."""
     parts = ["docker", verb, "-d", "--name", name]
     if restart == "always":
         parts += ["--restart", "always"]
     if network:
-        parts += ["--network", network if not network.startswith("container:") else "container:<pause>"]
+        parts += ["--network", network]
+    for a in aliases or []:
+        parts += ["--network-alias", a]
     for k, v in (ports or {}).items():
         parts += ["-p", f"{v or ''}:{k.split('/')[0]}".lstrip(":") if v else k.split("/")[0]]
     for src, m in (volumes or {}).items():
