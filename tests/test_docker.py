@@ -113,6 +113,23 @@ def test_pod_kill_echo_restarts_echo_alone(docker_rt) -> None:
 
 
 @pytest.mark.docker
+def test_kill_without_permission_on_the_host_pid_uses_a_helper_container(docker_rt, monkeypatch) -> None:
+    """A user in the docker group cannot signal root's processes: the crash comes from a helper container."""
+    import appcoup_lib.runtimes.docker as mod
+
+    def denied(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")  # what a non-root user gets; we run as root
+
+    with docker_rt.up("pod", interval=0.3, port=0, progress=False) as app:
+        app.wait_ready(timeout=30)
+        monkeypatch.setattr(mod.os, "kill", denied)
+        app.kill("echo")
+        app.wait_until(lambda: app.status()["echo"]["restarts"] >= 1, 15, "echo to restart")
+        app.wait_until(app.answers, 15, "/data again")
+        assert all(e.container != "killer" for e in app.events())
+
+
+@pytest.mark.docker
 def test_single_image_kill_echo_container_stays_up_but_data_fails(docker_rt) -> None:
     with docker_rt.up("single-image", interval=0.3, port=0, progress=False) as app:
         app.wait_ready(timeout=30)

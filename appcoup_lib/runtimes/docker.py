@@ -62,6 +62,29 @@ def _diagnose(e: BaseException) -> tuple[str, str]:
     return f"the Docker engine at {host} cannot be reached: {e}", _FIX_START
 
 
+def _other_sockets() -> list[str]:
+    """Where Docker Desktop, Colima and rootless Docker put their socket instead of the default."""
+    home = os.path.expanduser("~")
+    cands = [f"{home}/.docker/run/docker.sock", f"{home}/.docker/desktop/docker.sock",
+             f"{home}/.colima/default/docker.sock", f"{home}/.colima/docker.sock"]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        cands.append(f"{os.environ['XDG_RUNTIME_DIR']}/docker.sock")
+    cands.append(f"/run/user/{os.getuid()}/docker.sock")
+    return [c for c in dict.fromkeys(cands) if os.path.exists(c)]
+
+
+def _base_url() -> str | None:
+    """The engine to talk to: None means ``DOCKER_HOST`` or the default socket (``docker.from_env``).
+
+    Without ``DOCKER_HOST`` and without the default socket, a socket of Docker Desktop, Colima or
+    rootless Docker is used when there is one, as the ``docker`` CLI's context would.
+    """
+    if os.environ.get("DOCKER_HOST") or os.path.exists(_DEFAULT_SOCKET):
+        return None
+    others = _other_sockets()
+    return f"unix://{others[0]}" if others else None
+
+
 def connect(timeout: float = 120) -> Any:
     """A ``docker.DockerClient`` for ``DOCKER_HOST`` (or the default socket), or a clear error."""
     try:
@@ -69,7 +92,8 @@ def connect(timeout: float = 120) -> Any:
     except ImportError:
         raise RuntimeUnavailable("The Docker SDK for Python is not installed.", fix=_FIX_SDK) from None
     try:
-        return docker.from_env(timeout=timeout)
+        url = _base_url()
+        return docker.DockerClient(base_url=url, timeout=timeout) if url else docker.from_env(timeout=timeout)
     except docker.errors.DockerException as e:
         detail, fix = _diagnose(e)
         raise RuntimeUnavailable(f"Docker is not usable: {detail}.", fix=fix) from e
@@ -364,7 +388,7 @@ class DockerApp(App):
             attrs = (ev.get("Actor") or {}).get("Attributes") or {}
             who = attrs.get("appcoup.container", attrs.get("name", "?"))
             t = ev.get("timeNano", 0) / 1e9 or float(ev.get("time", 0))
-            if t < self.started - 0.5:
+            if t < self.started - 0.5 or who == "killer":  # the helper that delivers a crash is not the app
                 continue
             if action == "start":
                 starts[who] = starts.get(who, 0) + 1
@@ -562,7 +586,7 @@ class DockerRuntime(Runtime):
             import docker
         except ImportError:
             return Availability("docker", False, "the Docker SDK for Python is not installed", _FIX_SDK)
-        host = os.environ.get("DOCKER_HOST", "")
+        host = os.environ.get("DOCKER_HOST", "") or _base_url() or ""
         if not host or host.startswith("unix://"):
             sock = host[len("unix://"):] if host else _DEFAULT_SOCKET
             if not os.path.exists(sock):
@@ -572,11 +596,12 @@ class DockerRuntime(Runtime):
                 return Availability("docker", False, f"permission denied on the Docker socket {sock}",
                                     _FIX_PERMISSION)
         try:
-            client = docker.from_env(timeout=3)
+            client = connect(timeout=3)
             version = client.version()
             client.close()
         except Exception as e:  # noqa: BLE001 - availability never raises
-            detail, fix = _diagnose(e)
+            cause = e.__cause__ or e
+            detail, fix = _diagnose(cause)
             return Availability("docker", False, detail, fix)
         where = host or f"unix://{_DEFAULT_SOCKET}"
         return Availability("docker", True, f"Docker Engine {version.get('Version', '?')} at {where}")
