@@ -316,3 +316,14 @@ def test_availability_with_nothing_listening_says_start_docker(monkeypatch: pyte
         monkeypatch.setenv("DOCKER_HOST", f"unix://{sock_path}")
         av = DockerRuntime.availability()
     assert not av.ok and "dockerd" in av.fix, av
+
+
+@pytest.mark.docker
+def test_up_builds_a_missing_image_first(docker_rt) -> None:
+    from appcoup_lib import images
+
+    tag = images.tag_for("pause")
+    docker_rt.client.images.remove(tag, force=True)
+    with docker_rt.up("pod", interval=0.3, port=0, progress=False) as app:
+        app.wait_ready(timeout=60)
+        assert docker_rt.client.images.get(tag).labels["app.kubernetes.io/part-of"] == "appcoup"

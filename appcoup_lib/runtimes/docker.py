@@ -555,6 +555,14 @@ def _remove_app(client: Any, name: str | None) -> list[str]:
     return removed
 
 
+def _remove_quietly(client: Any, name: str) -> None:
+    """Clean up after a failed start without hiding why it failed."""
+    try:
+        _remove_app(client, name)
+    except Exception:  # noqa: BLE001, S110 - the original error matters more; `appcoup clean` remains
+        pass
+
+
 def _root(create: bool = True) -> Path:
     p = state_dir() / "docker"
     if create:
@@ -583,7 +591,7 @@ class DockerRuntime(Runtime):
     @classmethod
     def availability(cls) -> Availability:
         try:
-            import docker
+            import docker  # noqa: F401 - only whether it is there
         except ImportError:
             return Availability("docker", False, "the Docker SDK for Python is not installed", _FIX_SDK)
         host = os.environ.get("DOCKER_HOST", "") or _base_url() or ""
@@ -609,6 +617,7 @@ class DockerRuntime(Runtime):
     # -- up --------------------------------------------------------------------------------------
     def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None) -> App:
         import docker.errors
+        import requests.exceptions
 
         from .. import images
 
@@ -687,13 +696,16 @@ class DockerRuntime(Runtime):
             for unit_cmds in _in_parallel([lambda u=u: start_unit(u) for u in scenario.units]):
                 cmds.extend(unit_cmds)
         except docker.errors.APIError as e:
-            _remove_app(client, name)
+            _remove_quietly(client, name)
             text = str(e.explanation or e)
             if port and ("port is already allocated" in text or "address already in use" in text):
                 raise PortInUse(port, _port_holder(client, port) or "another program") from e
             raise _sdk_error(f"Starting {scenario.name!r} on Docker failed", e) from e
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            _remove_quietly(client, name)
+            raise _sdk_error(f"Starting {scenario.name!r} on Docker failed", e) from e
         except BaseException:
-            _remove_app(client, name)
+            _remove_quietly(client, name)
             raise
         app._commands = cmds
         return app
