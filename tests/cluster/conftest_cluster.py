@@ -2,7 +2,7 @@
 
 Fixtures:
   ``k8s_cluster`` (session): a :class:`Cluster`. Uses the cluster named by ``KUBECONFIG`` when it answers
-  ``kubectl get --raw /readyz``; otherwise runs ``tests/cluster/up`` and uses the kubeconfig it prints
+  ``kubectl get --raw /readyz`` (else the one at /var/lib/appcoup-cluster/admin.kubeconfig); otherwise runs ``tests/cluster/up`` and uses the kubeconfig it prints
   on its last stdout line (and runs ``tests/cluster/down`` at the end unless ``APPCOUP_CLUSTER_KEEP=1``).
   A cluster that was already running is never torn down. The cluster's ``kubectl`` is put on ``PATH``
   and ``KUBECONFIG`` is set for the session.
@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 LABEL = "app.kubernetes.io/part-of=appcoup"
 CACHE_ROOT = Path(os.environ.get("APPCOUP_CLUSTER_CACHE", "/var/cache/appcoup-cluster"))
 RUN_DIR = Path(os.environ.get("APPCOUP_CLUSTER_RUN", "/run/appcoup-cluster"))
+STATE_DIR = Path(os.environ.get("APPCOUP_CLUSTER_STATE", "/var/lib/appcoup-cluster"))
 
 
 def _required() -> bool:
@@ -148,29 +149,37 @@ class Cluster:
 
 
 _cluster: Cluster | None = None
+_failure: str | None = None
 
 
 def _start() -> Cluster:
-    global _cluster
+    global _cluster, _failure
     if _cluster is not None:
         return _cluster
+    if _failure is not None:
+        pytest.fail(_failure, pytrace=False)
     kubectl = _find_kubectl()
-    kc = os.environ.get("KUBECONFIG")
-    if kc and kubectl and _answers(kubectl, kc):
-        _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=False)
-        return _cluster
+    # A cluster that already runs: the one KUBECONFIG names, else ours at its usual place.
+    for kc in (os.environ.get("KUBECONFIG"), str(STATE_DIR / "admin.kubeconfig")):
+        if kc and kubectl and os.path.exists(kc.split(os.pathsep)[0]) and _answers(kubectl, kc):
+            _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=False)
+            return _cluster
     if os.geteuid() != 0 or not shutil.which("containerd") or not shutil.which("runc"):
         msg = "test Kubernetes cluster needs root, containerd and runc (see tests/cluster/README.md)"
         if _required():
             pytest.fail(msg)
         pytest.skip(msg)
     r = subprocess.run([str(HERE / "up")], capture_output=True, text=True, timeout=3600)
-    if r.returncode != 0 or not r.stdout.strip():
-        pytest.fail(f"tests/cluster/up failed ({r.returncode}):\n{r.stderr[-6000:]}")
-    kc = r.stdout.strip().splitlines()[-1]
+    kc = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     kubectl = _find_kubectl()
-    if not kubectl or not _answers(kubectl, kc):
-        pytest.fail(f"tests/cluster/up printed {kc} but the cluster does not answer /readyz")
+    if r.returncode != 0 or not kc:
+        _failure = f"tests/cluster/up failed ({r.returncode}):\n{r.stderr[-6000:]}"
+    elif not kubectl or not _answers(kubectl, kc):
+        _failure = f"tests/cluster/up printed {kc} but the cluster does not answer /readyz"
+    if _failure is not None:
+        if os.environ.get("APPCOUP_CLUSTER_KEEP") != "1":
+            subprocess.run([str(HERE / "down")], capture_output=True, timeout=300)
+        pytest.fail(_failure, pytrace=False)
     _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=True)
     return _cluster
 
