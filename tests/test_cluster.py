@@ -282,11 +282,13 @@ def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> N
     k = k8s_cluster
     if not k.started_here and not k.kubeconfig.startswith(os.environ.get("APPCOUP_CLUSTER_STATE", "/var/lib/appcoup-cluster")):
         pytest.skip("the cluster under test is not one of tests/cluster")
+    env = {k_: v for k_, v in os.environ.items() if k_ != "APPCOUP_BUILD_IMAGES_CMD"}
     t0 = time.monotonic()
-    r = subprocess.run([str(ROOT / "tests" / "cluster" / "up")], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([str(ROOT / "tests" / "cluster" / "up")], capture_output=True, text=True, timeout=600, env=env)
+    took = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-4000:]
     assert r.stdout.strip().splitlines()[-1] == k.kubeconfig
-    assert time.monotonic() - t0 < 60 + 30 * 8, "a warm up took too long"
+    assert took < 180, f"up on a running cluster took {took:.0f}s"
     if not _docker_ok():
         return
     names = subprocess.run(["docker", "images", "--filter", "label=app.kubernetes.io/part-of=appcoup",
@@ -296,3 +298,26 @@ def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> N
     missing = [n for n in names if n not in loaded and f"docker.io/{n}" not in loaded
                and f"docker.io/library/{n}" not in loaded]
     assert not missing, f"course images not loaded into the cluster: {missing}"
+
+
+def test_status_reports_a_stopped_component_and_up_restarts_it(k8s_cluster: Cluster) -> None:
+    k = k8s_cluster
+    pidfile = Path(os.environ.get("APPCOUP_CLUSTER_RUN", "/run/appcoup-cluster")) / "provisioner.pid"
+    if not pidfile.exists():
+        pytest.skip("the cluster under test is not one of tests/cluster")
+    cluster_dir = ROOT / "tests" / "cluster"
+    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for component in ("etcd", "containerd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                      "kubelet", "kube-proxy", "provisioner"):
+        assert re.search(rf"^{component}\s+healthy", r.stdout, re.M), r.stdout
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the volume provisioner: nothing else depends on it
+    time.sleep(0.5)
+    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and re.search(r"^provisioner\s+STOPPED", r.stdout, re.M), r.stdout
+    env = {k_: v for k_, v in os.environ.items() if k_ != "APPCOUP_BUILD_IMAGES_CMD"}
+    r = subprocess.run([str(cluster_dir / "up")], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-4000:]
+    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert k.kubectl_run("get", "--raw", "/readyz").stdout.strip() == "ok"
