@@ -11,6 +11,7 @@ reachable, as in many workshops) the bases are made from this machine instead, b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -80,10 +81,15 @@ class BuiltImage:
 
 
 # -- the engine ----------------------------------------------------------------------------------
+_CLIENT: list[Any] = []  # one client per process: connecting costs a round trip
+
+
 def _client() -> Any:
     from .runtimes.docker import connect
 
-    return connect()
+    if not _CLIENT:
+        _CLIENT.append(connect())
+    return _CLIENT[0]
 
 
 def _exists(client: Any, ref: str) -> bool:
@@ -149,6 +155,20 @@ def _spec(name: str) -> ImageSpec:
         raise AppcoupError(f"There is no image {name!r}.", fix=f"use one of: {', '.join(SPECS)}") from None
 
 
+def _digest(path: str) -> str:
+    """sha256 of a file, cached while its size and mtime stay the same (busybox is 2 MB)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "(missing)"
+    return _digest_cached(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest_cached(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 # -- bases ---------------------------------------------------------------------------------------
 def local_base_tag(kind: BaseKind) -> str:
     """The tag of the offline base of ``kind``, a hash of what it is made from."""
@@ -156,8 +176,7 @@ def local_base_tag(kind: BaseKind) -> str:
     h = hashlib.sha256(script.read_bytes())
     h.update(platform.machine().encode())
     if kind == "busybox":
-        bb = Path("/bin/busybox")
-        h.update(bb.read_bytes() if bb.exists() else b"(no busybox)")
+        h.update(_digest("/bin/busybox").encode())
     else:
         try:
             osrel = Path("/etc/os-release").read_text()
