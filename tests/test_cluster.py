@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 try:  # tests/ is on sys.path under pytest's rootdir-based import mode
-    from cluster.conftest_cluster import Cluster, k8s_cluster, k8s_namespace  # noqa: F401
+    from cluster.conftest_cluster import Cluster, k8s_cluster, k8s_namespace
 except ImportError:  # pragma: no cover - other import modes
     import importlib.util
     import sys
@@ -96,7 +97,12 @@ class PortForward:
         self.proc = subprocess.Popen(
             [k.kubectl, "--kubeconfig", k.kubeconfig, "-n", ns, "port-forward", target, f"0:{port}"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()  # "Forwarding from 127.0.0.1:NNNNN -> 8000"
+        guard = threading.Timer(60, self.proc.kill)  # a port-forward that never says where it listens
+        guard.start()
+        try:
+            line = self.proc.stdout.readline()  # "Forwarding from 127.0.0.1:NNNNN -> 8000"
+        finally:
+            guard.cancel()
         m = re.search(r"127\.0\.0\.1:(\d+)", line)
         if not m:
             self.close()
@@ -243,7 +249,7 @@ def test_logs_and_exec(k8s_cluster: Cluster, k8s_namespace: str) -> None:
 
 def _docker_ok() -> bool:
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -262,16 +268,16 @@ def test_docker_image_reaches_the_cluster_through_load(k8s_cluster: Cluster, k8s
             "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
             "CMD [\"sh\"]\n")
         tag = "appcoup-test/cluster-load:" + uuid.uuid4().hex[:8]
-        r = subprocess.run(["docker", "build", "-q", "-t", tag, d], capture_output=True, text=True, timeout=300)
+        r = subprocess.run(["docker", "build", "-q", "-t", tag, d], capture_output=True, text=True, timeout=300, check=False)
         assert r.returncode == 0, r.stderr
     try:
-        r = subprocess.run([str(ROOT / "tests" / "cluster" / "load"), tag], capture_output=True, text=True, timeout=300)
+        r = subprocess.run([str(ROOT / "tests" / "cluster" / "load"), tag], capture_output=True, text=True, timeout=300, check=False)
         assert r.returncode == 0, r.stderr
         k.apply(pod("loaded", [container("c", tag, "echo from-docker-image; exec sleep 3600")]), namespace=ns)
         wait_ready(k, ns, "pod/loaded")
         assert "from-docker-image" in k.kubectl_run("logs", "loaded", namespace=ns).stdout
     finally:
-        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=120)
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=120, check=False)
         k.kubectl_run("delete", "pod", "loaded", "--wait=true", "--timeout=60s", namespace=ns, check=False)
         k.ctr("images", "rm", f"docker.io/{tag}", check=False)
 
@@ -284,7 +290,7 @@ def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> N
         pytest.skip("the cluster under test is not one of tests/cluster")
     env = {k_: v for k_, v in os.environ.items() if k_ != "APPCOUP_BUILD_IMAGES_CMD"}
     t0 = time.monotonic()
-    r = subprocess.run([str(ROOT / "tests" / "cluster" / "up")], capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run([str(ROOT / "tests" / "cluster" / "up")], capture_output=True, text=True, timeout=600, env=env, check=False)
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-4000:]
     assert r.stdout.strip().splitlines()[-1] == k.kubeconfig
@@ -292,7 +298,7 @@ def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> N
     if not _docker_ok():
         return
     names = subprocess.run(["docker", "images", "--filter", "label=app.kubernetes.io/part-of=appcoup",
-                            "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True).stdout.split()
+                            "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False).stdout.split()
     names = [n for n in names if "<none>" not in n]
     loaded = set(k.ctr("images", "ls", "-q").stdout.decode().split())
     missing = [n for n in names if n not in loaded and f"docker.io/{n}" not in loaded
@@ -306,18 +312,18 @@ def test_status_reports_a_stopped_component_and_up_restarts_it(k8s_cluster: Clus
     if not pidfile.exists():
         pytest.skip("the cluster under test is not one of tests/cluster")
     cluster_dir = ROOT / "tests" / "cluster"
-    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     for component in ("etcd", "containerd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                       "kubelet", "kube-proxy", "provisioner"):
-        assert re.search(rf"^{component}\s+healthy", r.stdout, re.M), r.stdout
+        assert re.search(rf"^{component}\s+healthy", r.stdout, re.MULTILINE), r.stdout
     os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the volume provisioner: nothing else depends on it
     time.sleep(0.5)
-    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and re.search(r"^provisioner\s+STOPPED", r.stdout, re.M), r.stdout
+    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode != 0 and re.search(r"^provisioner\s+STOPPED", r.stdout, re.MULTILINE), r.stdout
     env = {k_: v for k_, v in os.environ.items() if k_ != "APPCOUP_BUILD_IMAGES_CMD"}
-    r = subprocess.run([str(cluster_dir / "up")], capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run([str(cluster_dir / "up")], capture_output=True, text=True, timeout=600, env=env, check=False)
     assert r.returncode == 0, r.stderr[-4000:]
-    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert k.kubectl_run("get", "--raw", "/readyz").stdout.strip() == "ok"

@@ -54,7 +54,7 @@ def _find_kubectl() -> str | None:
 def _answers(kubectl: str, kubeconfig: str) -> bool:
     try:
         r = subprocess.run([kubectl, "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"],
-                           capture_output=True, text=True, timeout=15)
+                           capture_output=True, text=True, timeout=15, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0 and r.stdout.strip() == "ok"
@@ -80,7 +80,7 @@ class Cluster:
         if namespace:
             cmd += ["-n", namespace]
         cmd += list(args)
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, check=False)
         if check and r.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
         return r
@@ -96,7 +96,7 @@ class Cluster:
 
     def ctr(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
         r = subprocess.run(["ctr", "-a", self.containerd_socket, "-n", "k8s.io", *args], capture_output=True,
-                           input=input, timeout=300)
+                           input=input, timeout=300, check=False)
         if check and r.returncode != 0:
             raise AssertionError(f"ctr {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
         return r
@@ -169,7 +169,7 @@ def _start() -> Cluster:
         if _required():
             pytest.fail(msg)
         pytest.skip(msg)
-    r = subprocess.run([str(HERE / "up")], capture_output=True, text=True, timeout=3600)
+    r = subprocess.run([str(HERE / "up")], capture_output=True, text=True, timeout=3600, check=False)
     kc = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     kubectl = _find_kubectl()
     if r.returncode != 0 or not kc:
@@ -178,7 +178,7 @@ def _start() -> Cluster:
         _failure = f"tests/cluster/up printed {kc} but the cluster does not answer /readyz"
     if _failure is not None:
         if os.environ.get("APPCOUP_CLUSTER_KEEP") != "1":
-            subprocess.run([str(HERE / "down")], capture_output=True, timeout=300)
+            subprocess.run([str(HERE / "down")], capture_output=True, timeout=300, check=False)
         pytest.fail(_failure, pytrace=False)
     _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=True)
     return _cluster
@@ -199,7 +199,7 @@ def k8s_cluster():
         else:
             os.environ[k] = v
     if cluster.started_here and os.environ.get("APPCOUP_CLUSTER_KEEP") != "1":
-        subprocess.run([str(HERE / "down")], capture_output=True, timeout=300)
+        subprocess.run([str(HERE / "down")], capture_output=True, timeout=300, check=False)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 # Shared settings for tests/cluster/{build,up,down,status,load}. Sourced, not run.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 K8S_VERSION="${APPCOUP_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${APPCOUP_ETCD_VERSION:-v3.5.35}"
 COREDNS_VERSION="${APPCOUP_COREDNS_VERSION:-v1.12.4}"

@@ -57,7 +57,8 @@ def main() -> None:
     for spec in a.file:
         src, dest = spec.rsplit(":", 1)
         members += [(d, None) for d in dirs_for(dest, seen)]
-        data = open(src, "rb").read()
+        with open(src, "rb") as fh:
+            data = fh.read()
         ti = tarfile.TarInfo(dest.strip("/"))
         ti.size, ti.mode, ti.mtime = len(data), os.stat(src).st_mode & 0o7777, 0
         members.append((ti, data))

@@ -105,7 +105,7 @@ def main() -> None:
     while True:
         try:
             once(api, a.root)
-        except Exception as e:  # keep going: the apiserver may restart
+        except Exception as e:  # noqa: BLE001 - keep going: the apiserver may restart
             log(f"error: {e!r}")
         time.sleep(a.interval)
 
