@@ -94,6 +94,10 @@ def test_pod_shares_one_network_namespace_and_one_volume(docker_rt) -> None:
         assert res.exit_code == 0 and res.output.strip().isdigit(), res.output
         vols = {m["Name"] for c in (gen, echo) for m in c.attrs["Mounts"] if m["Type"] == "volume"}
         assert vols == {"appcoup-pod-data"}
+        # What a learner would type by hand, shown by the notebook.
+        cmds = app.commands()
+        assert cmds[0] == "docker volume create appcoup-pod-data"
+        assert sum("--network container:appcoup-pod-app-pause" in c for c in cmds) == 2
 
 
 @pytest.mark.docker

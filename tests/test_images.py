@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -108,3 +109,30 @@ def test_unknown_image_lists_the_valid_ones() -> None:
 
     with pytest.raises(AppcoupError, match="combined-init"):
         images.tag_for("nope")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("APPCOUP_TEST_DEBOOTSTRAP") != "1" or os.geteuid() != 0,
+                    reason="makes a Debian root file system from scratch (a minute or more, root): "
+                           "set APPCOUP_TEST_DEBOOTSTRAP=1 to run it")
+def test_python_rootfs_script_makes_a_working_image(client, tmp_path: Path) -> None:
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["sh", str(images_dir() / "base" / "rootfs-python.sh"), str(tar)], check=True,
+                   capture_output=True)
+    tag = "appcoup/test-base-python:probe"
+    client.api.import_image_from_file(str(tar), repository=tag.split(":")[0], tag="probe",
+                                      changes=images._BASE_CHANGES)
+    try:
+        out = client.containers.run(tag, ["python3", "-c", "import http.server, urllib.request; print('ok')"],
+                                    remove=True)
+        assert out.strip() == b"ok"
+        assert client.images.get(tag).attrs["Size"] < 200e6  # trimmed: no docs, locales, apt lists
+    finally:
+        client.images.remove(tag, force=True)
+
+
+def test_docker_up_is_idempotent() -> None:
+    script = Path(__file__).resolve().parent.parent / ".ci" / "docker-up"
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "Docker answers" in out.stdout
