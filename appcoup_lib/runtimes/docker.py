@@ -123,14 +123,15 @@ def _sdk_error(what: str, e: BaseException) -> AppcoupError:
 
 def _port_holder(client: Any, port: int) -> str | None:
     """Who holds host ``port``: a container by name (first), or a process; None when free."""
-    for ctr in client.containers.list(filters={"status": "running"}):
-        for binds in (ctr.attrs.get("HostConfig", {}).get("PortBindings") or {}).values():
-            for b in binds or []:
-                if str(b.get("HostPort")) == str(port):
-                    owner = ctr.labels.get(APP_LABEL)
-                    how = (f", part of the appcoup app {owner!r} (stop it: appcoup down "
-                           f"{ctr.labels.get('appcoup.scenario')} --runtime docker)") if owner else ""
-                    return f"the container {ctr.name!r}{how}"
+    # One list call (the low-level one: the models' list inspects every container in turn).
+    for ctr in client.api.containers(filters={"status": "running"}):
+        if any(p.get("PublicPort") == port for p in ctr.get("Ports") or []):
+            labels = ctr.get("Labels") or {}
+            name = (ctr.get("Names") or ["?"])[0].lstrip("/")
+            owner = labels.get(APP_LABEL)
+            how = (f", part of the appcoup app {owner!r} (stop it: appcoup down "
+                   f"{labels.get('appcoup.scenario')} --runtime docker)") if owner else ""
+            return f"the container {name!r}{how}"
     if _host_address() != "127.0.0.1":
         return None  # a remote engine: only its containers can be checked from here
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
