@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 try:  # tests/ is on sys.path under pytest's rootdir-based import mode
-    from cluster.conftest_cluster import Cluster, k8s_cluster, k8s_namespace
+    from cluster.conftest_cluster import Cluster, k8s_cluster, k8s_cluster_b, k8s_namespace
 except ImportError:  # pragma: no cover - other import modes
     import importlib.util
     import sys
@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - other import modes
     _mod = importlib.util.module_from_spec(_spec)
     sys.modules["cluster.conftest_cluster"] = _mod
     _spec.loader.exec_module(_mod)
-    Cluster, k8s_cluster, k8s_namespace = _mod.Cluster, _mod.k8s_cluster, _mod.k8s_namespace
+    Cluster, k8s_cluster, k8s_cluster_b, k8s_namespace = (
+        _mod.Cluster, _mod.k8s_cluster, _mod.k8s_cluster_b, _mod.k8s_namespace)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -282,12 +283,21 @@ def test_docker_image_reaches_the_cluster_through_load(k8s_cluster: Cluster, k8s
         k.ctr("images", "rm", f"docker.io/{tag}", check=False)
 
 
+def _course_images() -> list[str]:
+    if not _docker_ok():
+        return []
+    out = subprocess.run(["docker", "images", "--filter", "label=app.kubernetes.io/part-of=appcoup",
+                          "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False).stdout
+    return [n for n in out.split() if "<none>" not in n]
+
+
 def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> None:
     """A second `up` on a running cluster is quick, prints the same kubeconfig, and leaves every Docker image
     labelled app.kubernetes.io/part-of=appcoup loaded into the cluster."""
     k = k8s_cluster
     if not k.started_here and not k.kubeconfig.startswith(os.environ.get("APPCOUP_CLUSTER_STATE", "/var/lib/appcoup-cluster")):
         pytest.skip("the cluster under test is not one of tests/cluster")
+    before = _course_images()
     env = {k_: v for k_, v in os.environ.items() if k_ != "APPCOUP_BUILD_IMAGES_CMD"}
     t0 = time.monotonic()
     r = subprocess.run([str(ROOT / "tests" / "cluster" / "up")], capture_output=True, text=True, timeout=600, env=env, check=False)
@@ -297,9 +307,7 @@ def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> N
     assert took < 180, f"up on a running cluster took {took:.0f}s"
     if not _docker_ok():
         return
-    names = subprocess.run(["docker", "images", "--filter", "label=app.kubernetes.io/part-of=appcoup",
-                            "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False).stdout.split()
-    names = [n for n in names if "<none>" not in n]
+    names = sorted(set(before) & set(_course_images()))  # (images others rebuild meanwhile come and go)
     loaded = set(k.ctr("images", "ls", "-q").stdout.decode().split())
     missing = [n for n in names if n not in loaded and f"docker.io/{n}" not in loaded
                and f"docker.io/library/{n}" not in loaded]
@@ -308,7 +316,7 @@ def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> N
 
 def test_status_reports_a_stopped_component_and_up_restarts_it(k8s_cluster: Cluster) -> None:
     k = k8s_cluster
-    pidfile = Path(os.environ.get("APPCOUP_CLUSTER_RUN", "/run/appcoup-cluster")) / "provisioner.pid"
+    pidfile = k.run_dir / "provisioner.pid"
     if not pidfile.exists():
         pytest.skip("the cluster under test is not one of tests/cluster")
     cluster_dir = ROOT / "tests" / "cluster"
@@ -327,3 +335,49 @@ def test_status_reports_a_stopped_component_and_up_restarts_it(k8s_cluster: Clus
     r = subprocess.run([str(cluster_dir / "status")], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert k.kubectl_run("get", "--raw", "/readyz").stdout.strip() == "ok"
+
+
+def test_a_service_of_one_cluster_is_reached_from_another(
+    k8s_cluster: Cluster, k8s_cluster_b: Cluster, k8s_namespace: str
+) -> None:
+    """Two clusters on one machine: cluster A exposes a NodePort; cluster B consumes it through a Service
+    without selector and an EndpointSlice naming A's node (the shape of the course's federation scenario)."""
+    a, b, ns = k8s_cluster, k8s_cluster_b, k8s_namespace
+    b.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": PART_OF}})
+    try:
+        token = uuid.uuid4().hex
+        a.apply([
+            deployment("echo", [container("echo", a.busybox_image(), f"mkdir -p /www && echo {token} > /www/token && "
+                                                                   "exec httpd -f -p 8000 -h /www",
+                                          ports=[{"containerPort": 8000}],
+                                          readinessProbe={"tcpSocket": {"port": 8000}, "periodSeconds": 1})]),
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo", "labels": PART_OF},
+             "spec": {"type": "NodePort", "selector": {"app": "echo"}, "ports": [{"port": 80, "targetPort": 8000}]}},
+        ], namespace=ns)
+        node_port = a.get_json("svc", "echo", namespace=ns)["spec"]["ports"][0]["nodePort"]
+        node = a.get_json("nodes")["items"][0]
+        node_ip = next(x["address"] for x in node["status"]["addresses"] if x["type"] == "InternalIP")
+        b.apply([
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "remote", "labels": PART_OF},
+             "spec": {"ports": [{"port": 80, "targetPort": node_port}]}},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+             "metadata": {"name": "remote-a", "labels": {**PART_OF, "kubernetes.io/service-name": "remote"}},
+             "addressType": "IPv4", "endpoints": [{"addresses": [node_ip]}],
+             "ports": [{"name": "", "port": node_port, "protocol": "TCP"}]},
+            deployment("client", [container("client", b.busybox_image(), "exec sleep 3600")]),
+        ], namespace=ns)
+        for k, d in ((a, "echo"), (b, "client")):
+            r = k.kubectl_run("rollout", "status", f"deploy/{d}", "--timeout=120s", namespace=ns, check=False,
+                              timeout=150)
+            assert r.returncode == 0, f"{d}: {r.stderr}\n{k.describe(ns)}"
+        fqdn = f"remote.{ns}.svc.cluster.local"
+
+        def fetch() -> str:
+            r = b.kubectl_run("exec", "deploy/client", "--", "sh", "-c",
+                              f"printf 'GET /token HTTP/1.0\\r\\nHost: {fqdn}\\r\\n\\r\\n' | nc -w 5 {fqdn} 80",
+                              namespace=ns, check=False, timeout=30)
+            return r.stdout.replace("\r", "").split("\n\n", 1)[-1].strip() if " 200 " in r.stdout else ""
+
+        assert b.wait(f"cluster A's echo from cluster B at http://{fqdn}/token", fetch, timeout=60) == token
+    finally:
+        b.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)

@@ -6,6 +6,7 @@ Fixtures:
   on its last stdout line (and runs ``tests/cluster/down`` at the end unless ``APPCOUP_CLUSTER_KEEP=1``).
   A cluster that was already running is never torn down. The cluster's ``kubectl`` is put on ``PATH``
   and ``KUBECONFIG`` is set for the session.
+  ``k8s_cluster_b`` (session): a second cluster (``APPCOUP_CLUSTER_NAME=b up``), same rules.
   ``k8s_namespace`` (function): a fresh namespace labelled ``app.kubernetes.io/part-of=appcoup``,
   deleted at the end of the test.
 
@@ -60,13 +61,29 @@ def _answers(kubectl: str, kubeconfig: str) -> bool:
     return r.returncode == 0 and r.stdout.strip() == "ok"
 
 
+def _run_dir_for(kubeconfig: str) -> Path:
+    """/var/lib/appcoup-cluster[-b]/admin.kubeconfig -> /run/appcoup-cluster[-b] (else the default run dir)."""
+    parent = Path(kubeconfig.split(os.pathsep)[0]).resolve().parent
+    if parent.name.startswith("appcoup-cluster-") and parent.parent == STATE_DIR.parent:
+        return RUN_DIR.parent / parent.name
+    return RUN_DIR
+
+
 @dataclass
 class Cluster:
     kubeconfig: str
     kubectl: str
     started_here: bool
-    containerd_socket: str = str(RUN_DIR / "containerd.sock")
+    name: str = ""  # "" for the default cluster, "b" for the second one
     _images: dict = field(default_factory=dict)
+
+    @property
+    def containerd_socket(self) -> str:
+        return str(_run_dir_for(self.kubeconfig) / "containerd.sock")
+
+    @property
+    def run_dir(self) -> Path:
+        return _run_dir_for(self.kubeconfig)
 
     @property
     def env(self) -> dict:
@@ -148,40 +165,57 @@ class Cluster:
         return (r.stdout + r.stderr)[-4000:] + "\n" + (e.stdout + e.stderr)[-2000:]
 
 
-_cluster: Cluster | None = None
-_failure: str | None = None
+_clusters: dict[str, Cluster] = {}
+_failures: dict[str, str] = {}
 
 
-def _start() -> Cluster:
-    global _cluster, _failure
-    if _cluster is not None:
-        return _cluster
-    if _failure is not None:
-        pytest.fail(_failure, pytrace=False)
+def _start(name: str = "") -> Cluster:
+    """The cluster `name` ("" = default, "b" = second), reused when it answers, else brought up."""
+    if name in _clusters:
+        return _clusters[name]
+    if name in _failures:
+        pytest.fail(_failures[name], pytrace=False)
     kubectl = _find_kubectl()
-    # A cluster that already runs: the one KUBECONFIG names, else ours at its usual place.
-    for kc in (os.environ.get("KUBECONFIG"), str(STATE_DIR / "admin.kubeconfig")):
+    state = STATE_DIR if not name else STATE_DIR.parent / f"{STATE_DIR.name}-{name}"
+    # A cluster that already runs: (for the default one) the one KUBECONFIG names, else ours at its usual place.
+    candidates = ([os.environ.get("KUBECONFIG")] if not name else []) + [str(state / "admin.kubeconfig")]
+    for kc in candidates:
         if kc and kubectl and os.path.exists(kc.split(os.pathsep)[0]) and _answers(kubectl, kc):
-            _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=False)
-            return _cluster
+            _clusters[name] = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=False, name=name)
+            return _clusters[name]
     if os.geteuid() != 0 or not shutil.which("containerd") or not shutil.which("runc"):
         msg = "test Kubernetes cluster needs root, containerd and runc (see tests/cluster/README.md)"
         if _required():
             pytest.fail(msg)
         pytest.skip(msg)
-    r = subprocess.run([str(HERE / "up")], capture_output=True, text=True, timeout=3600, check=False)
+    env = dict(os.environ)
+    env.pop("APPCOUP_CLUSTER_NAME", None)
+    if name:
+        env["APPCOUP_CLUSTER_NAME"] = name
+    r = subprocess.run([str(HERE / "up")], capture_output=True, text=True, timeout=3600, env=env, check=False)
     kc = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     kubectl = _find_kubectl()
+    failure = None
     if r.returncode != 0 or not kc:
-        _failure = f"tests/cluster/up failed ({r.returncode}):\n{r.stderr[-6000:]}"
+        failure = f"tests/cluster/up (cluster {name or 'default'}) failed ({r.returncode}):\n{r.stderr[-6000:]}"
     elif not kubectl or not _answers(kubectl, kc):
-        _failure = f"tests/cluster/up printed {kc} but the cluster does not answer /readyz"
-    if _failure is not None:
+        failure = f"tests/cluster/up printed {kc} but the cluster does not answer /readyz"
+    if failure is not None:
+        _failures[name] = failure
         if os.environ.get("APPCOUP_CLUSTER_KEEP") != "1":
-            subprocess.run([str(HERE / "down")], capture_output=True, timeout=300, check=False)
-        pytest.fail(_failure, pytrace=False)
-    _cluster = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=True)
-    return _cluster
+            subprocess.run([str(HERE / "down")], capture_output=True, timeout=300, env=env, check=False)
+        pytest.fail(failure, pytrace=False)
+    _clusters[name] = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=True, name=name)
+    return _clusters[name]
+
+
+def _down(cluster: Cluster) -> None:
+    if cluster.started_here and os.environ.get("APPCOUP_CLUSTER_KEEP") != "1":
+        env = dict(os.environ)
+        env.pop("APPCOUP_CLUSTER_NAME", None)
+        if cluster.name:
+            env["APPCOUP_CLUSTER_NAME"] = cluster.name
+        subprocess.run([str(HERE / "down")], capture_output=True, timeout=300, env=env, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -198,8 +232,16 @@ def k8s_cluster():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    if cluster.started_here and os.environ.get("APPCOUP_CLUSTER_KEEP") != "1":
-        subprocess.run([str(HERE / "down")], capture_output=True, timeout=300, check=False)
+    _down(cluster)
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster_b(k8s_cluster: Cluster):
+    """A second cluster on the same machine (APPCOUP_CLUSTER_NAME=b: own ports, its node in its own network
+    namespace), for what spans two clusters. Brought up when it does not answer; down at the end if so."""
+    cluster = _start("b")
+    yield cluster
+    _down(cluster)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ gen_cert() { # name CN O "SANs(comma list: DNS:x,IP:y)" usage(server|client|both
   rm -f "$PKI/$name.csr" "$ext"
 }
 
-make_pki() { # node_ip node_name
-  local ip="$1" node="$2"
+make_pki() { # node_ip node_name apiserver_advertise_ip
+  local ip="$1" node="$2" adv="${3:-$1}"
   mkdir -p "$PKI"; chmod 700 "$PKI"
   if [ ! -f "$PKI/ca.crt" ]; then
     openssl genrsa -out "$PKI/ca.key" 2048 2>/dev/null
@@ -30,7 +30,7 @@ make_pki() { # node_ip node_name
       -out "$PKI/ca.crt" 2>/dev/null
   fi
   gen_cert apiserver kube-apiserver "" \
-    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN,DNS:localhost,DNS:$node,IP:10.96.0.1,IP:127.0.0.1,IP:$ip" server
+    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN,DNS:localhost,DNS:$node,IP:$SERVICE_API_IP,IP:127.0.0.1,IP:$ip,IP:$adv" server
   gen_cert apiserver-kubelet-client kube-apiserver-kubelet-client "" "" client
   gen_cert kubelet "$node" "" "DNS:$node,DNS:localhost,IP:127.0.0.1,IP:$ip" server
   gen_cert kubelet-client "system:node:$node" "system:nodes" "" client
