@@ -18,7 +18,8 @@ os.environ.setdefault("APPCOUP_PROGRESS", "0")
 
 import appcoup_lib as ac  # noqa: E402
 from appcoup_lib.runtimes import availability  # noqa: E402
-from appcoup_lib.runtimes.local import _strays  # noqa: E402
+from appcoup_lib.paths import state_dir  # noqa: E402
+from appcoup_lib.runtimes.local import _kill_all, _strays  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = ("local", "docker", "kubernetes")
@@ -65,11 +66,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
 def nothing_left_behind(request: pytest.FixtureRequest):
     """After every test, nothing appcoup started locally may still run."""
     yield
-    strays = _strays()
+    # Only what this test session started (its own state dir): other sessions may run beside us.
+    strays = _strays(under=state_dir())
     if strays:
-        from appcoup_lib.runtimes.local import LocalRuntime
-
-        LocalRuntime.clean()
+        _kill_all(strays)
         pytest.fail(f"left behind: {len(strays)} local process(es): {[p.pid for p in strays]}", pytrace=False)
 
 

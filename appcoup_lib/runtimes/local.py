@@ -98,15 +98,18 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _strays(name: str | None = None) -> list[Any]:
-    """Processes carrying our mark (of app ``name``, or of any app)."""
+def _strays(name: str | None = None, *, under: Path | None = None) -> list[Any]:
+    """Processes carrying our mark: of app ``name`` (or any app), with state ``under`` a directory."""
     import psutil
 
     found: dict[int, Any] = {}
     for p in psutil.process_iter(["pid"]):
         try:
-            mark = p.environ().get(ENV_MARK)
+            env = p.environ()
+            mark = env.get(ENV_MARK)
             if not mark or (name is not None and mark != name) or p.pid == os.getpid():
+                continue
+            if under is not None and not env.get("APPCOUP_HOME", "").startswith(str(under)):
                 continue
             # A forked supervisord carries the mark only in its memory, not in /proc: find it as
             # the parent of its programs, and list it first so it cannot restart them.
@@ -382,6 +385,7 @@ class LocalRuntime(Runtime):
         for unit in scenario.units:
             for c in unit.containers:
                 env = {"INTERVAL": f"{interval:g}", "ECHO_QUIET": "1", "APPCOUP_CONTAINER": c.name,
+                       "APPCOUP_HOME": str(home),
                        "PYTHONUNBUFFERED": "1", "PYTHON": sys.executable,
                        "GENERATOR": str(images_dir() / "generator" / "generator.sh"),
                        "ECHO": str(images_dir() / "echo" / "echo.py")}
