@@ -2,20 +2,23 @@
 
 Fixtures:
   ``k8s_cluster`` (session): a :class:`Cluster`. Uses the cluster named by ``KUBECONFIG`` when it answers
-  ``kubectl get --raw /readyz`` (else the one at /var/lib/appcoup-cluster/admin.kubeconfig); otherwise runs ``tests/cluster/up`` and uses the kubeconfig it prints
-  on its last stdout line (and runs ``tests/cluster/down`` at the end unless ``APPCOUP_CLUSTER_KEEP=1``).
-  A cluster that was already running is never torn down. The cluster's ``kubectl`` is put on ``PATH``
-  and ``KUBECONFIG`` is set for the session.
-  ``k8s_cluster_b`` (session): a second cluster (``APPCOUP_CLUSTER_NAME=b up``), same rules.
-  ``k8s_namespace`` (function): a fresh namespace labelled ``app.kubernetes.io/part-of=appcoup``,
-  deleted at the end of the test.
+  ``kubectl get --raw /readyz``, else ours at /var/lib/appcoup-cluster/admin.kubeconfig when it answers;
+  otherwise runs ``tests/cluster/up``, uses the kubeconfig printed on its last stdout line, and runs
+  ``tests/cluster/down`` at the end (unless ``APPCOUP_CLUSTER_KEEP=1``). A cluster that was already
+  running is never torn down. The cluster's ``kubectl`` is put on ``PATH`` and ``KUBECONFIG`` is set for
+  the session.
+  ``k8s_cluster_b`` (session): a second cluster (``APPCOUP_CLUSTER_NAME=b tests/cluster/up``), same rules.
+  ``k8s_namespace`` (function): a fresh namespace (in ``k8s_cluster``) labelled
+  ``app.kubernetes.io/part-of=appcoup``, deleted at the end of the test.
 
-Import from tests/conftest.py with:  ``from cluster.conftest_cluster import k8s_cluster, k8s_namespace``
-(tests/ is on sys.path under pytest's default rootdir-based import mode), or load it by path.
+Import from tests/conftest.py with
+  ``from cluster.conftest_cluster import k8s_cluster, k8s_cluster_b, k8s_namespace  # noqa: F401``
+(tests/ is on sys.path under pytest's default rootdir-based import mode).
 
 If ``up`` fails, the fixture fails (with up's stderr tail). It skips only when the machine cannot run
-the cluster at all (not root, or no containerd/runc installed) and ``APPCOUP_REQUIRE`` does not name
-``kubernetes``.
+the cluster at all (not root, or no containerd/runc installed) and ``APPCOUP_REQUIRE`` names none of
+``cluster``, ``kubernetes``, ``k8s`` (nor is ``APPCOUP_CLUSTER_REQUIRED=1``). Note: ``up`` installs the
+Debian packages it lacks (``tests/cluster/install-deps``) unless ``APPCOUP_CLUSTER_NO_APT=1``.
 """
 
 from __future__ import annotations
@@ -247,10 +250,10 @@ def k8s_cluster_b(k8s_cluster: Cluster):
 @pytest.fixture
 def k8s_namespace(k8s_cluster: Cluster, request):
     name = "appcoup-t-" + uuid.uuid4().hex[:8]
+    test = "".join(c if c.isalnum() or c in "-_." else "-" for c in request.node.name)[:63].strip("-_.")
     k8s_cluster.apply({"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "appcoup",
-                                                             "appcoup.test": request.node.name[:63].strip("_-.")
-                                                             .replace("[", "-").replace("]", "")}}})
+                                                             "appcoup.test": test}}})
     k8s_cluster.wait(f"default service account in {name}",
                      lambda: k8s_cluster.kubectl_run("get", "sa", "default", namespace=name, check=False).returncode == 0,
                      timeout=30, interval=0.5)
