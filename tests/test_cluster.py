@@ -248,6 +248,14 @@ def test_logs_and_exec(k8s_cluster: Cluster, k8s_namespace: str) -> None:
     assert r.returncode == 3
 
 
+def _refs_in_cluster(k: Cluster, name: str, loaded: set[str] | None = None) -> list[str]:
+    """The containerd refs of a Docker image name: containerd normalises a name without a registry host
+    by prefixing the default registry's host (and library/ for single-component names)."""
+    if loaded is None:
+        loaded = set(k.ctr("images", "ls", "-q").stdout.decode().split())
+    return [ref for ref in loaded if ref == name or ref.endswith("/" + name)]
+
+
 def _docker_ok() -> bool:
     try:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
@@ -280,7 +288,8 @@ def test_docker_image_reaches_the_cluster_through_load(k8s_cluster: Cluster, k8s
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=120, check=False)
         k.kubectl_run("delete", "pod", "loaded", "--wait=true", "--timeout=60s", namespace=ns, check=False)
-        k.ctr("images", "rm", f"docker.io/{tag}", check=False)
+        for ref in _refs_in_cluster(k, tag):
+            k.ctr("images", "rm", ref, check=False)
 
 
 def _course_images() -> list[str]:
@@ -309,8 +318,7 @@ def test_up_is_idempotent_and_loads_the_course_images(k8s_cluster: Cluster) -> N
         return
     names = sorted(set(before) & set(_course_images()))  # (images others rebuild meanwhile come and go)
     loaded = set(k.ctr("images", "ls", "-q").stdout.decode().split())
-    missing = [n for n in names if n not in loaded and f"docker.io/{n}" not in loaded
-               and f"docker.io/library/{n}" not in loaded]
+    missing = [n for n in names if not _refs_in_cluster(k, n, loaded)]
     assert not missing, f"course images not loaded into the cluster: {missing}"
 
 
