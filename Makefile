@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 ## lab: install into .venv and open JupyterLab on the course
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/00-setup.ipynb
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-setup.ipynb
 
 ## test: install into .venv and run every test (runtimes missing here are skipped and listed)
 test: $(STAMP)
