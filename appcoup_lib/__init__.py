@@ -13,10 +13,20 @@
 
 from __future__ import annotations
 
-from .doctor import clean, doctor, running
-from .errors import (AlreadyUp, AppcoupError, BuildError, NotFound, NotReady, NotSupported, PortInUse,
-                     RuntimeUnavailable, UnknownRuntime, UnknownScenario)
 from . import measure
+from .doctor import clean, doctor, running
+from .errors import (
+    AlreadyUp,
+    AppcoupError,
+    BuildError,
+    NotFound,
+    NotReady,
+    NotSupported,
+    PortInUse,
+    RuntimeUnavailable,
+    UnknownRuntime,
+    UnknownScenario,
+)
 from .measure import watch
 from .runtimes import App, Event, Runtime, Table, runtime, runtime_for
 from .scenarios import SCENARIOS, Scenario, scenario
@@ -24,7 +34,7 @@ from .scenarios import SCENARIOS, Scenario, scenario
 __version__ = "0.1.0"
 
 
-def matrix() -> "Table":
+def matrix() -> Table:
     """Scenarios x runtimes: what couples the programs, and where each one runs."""
     from .runtimes import Table, names
 
@@ -33,7 +43,28 @@ def matrix() -> "Table":
                   for s in SCENARIOS.values()])
 
 __all__ = [
-    "AlreadyUp", "App", "AppcoupError", "BuildError", "Event", "NotFound", "NotReady", "NotSupported",
-    "PortInUse", "Runtime", "RuntimeUnavailable", "SCENARIOS", "Scenario", "UnknownRuntime",
-    "UnknownScenario", "clean", "doctor", "matrix", "measure", "runtime", "runtime_for", "running", "scenario", "watch",
+    "SCENARIOS",
+    "AlreadyUp",
+    "App",
+    "AppcoupError",
+    "BuildError",
+    "Event",
+    "NotFound",
+    "NotReady",
+    "NotSupported",
+    "PortInUse",
+    "Runtime",
+    "RuntimeUnavailable",
+    "Scenario",
+    "UnknownRuntime",
+    "UnknownScenario",
+    "clean",
+    "doctor",
+    "matrix",
+    "measure",
+    "running",
+    "runtime",
+    "runtime_for",
+    "scenario",
+    "watch",
 ]

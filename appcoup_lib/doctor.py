@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .runtimes import Availability, availability, names, runtime_class
 from .errors import RuntimeUnavailable
+from .runtimes import Availability, availability, names, runtime_class
 
 
 class Report(list):

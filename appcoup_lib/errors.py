@@ -43,7 +43,7 @@ class PortInUse(AppcoupError):
         super().__init__(
             f"Port {port} is already in use by {holder}.",
             why="two programs cannot listen on the same port",
-            fix=f"stop that program, or pass another port (port=0 picks a free one, e.g. `appcoup up SCENARIO --port 0`)",
+            fix="stop that program, or pass another port (port=0 picks a free one, e.g. `appcoup up SCENARIO --port 0`)",
         )
 
 

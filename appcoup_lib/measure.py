@@ -92,7 +92,7 @@ def watch(app: App, seconds: float, *, every: float = 0.1,
     start = time.monotonic()
     while (now := time.monotonic() - start) < seconds:
         while pending and pending[0][0] <= now:
-            at, (label, fn) = pending.pop(0)
+            _, (label, fn) = pending.pop(0)
             marks.append((time.monotonic() - start, label))
             fn()
         answered, count, last = sample(app)

@@ -16,9 +16,9 @@ from pathlib import Path
 os.environ.setdefault("APPCOUP_PROGRESS", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_local  # noqa: E402
+import bench_local
 
-from appcoup_lib.runtimes import availability  # noqa: E402
+from appcoup_lib.runtimes import availability
 
 # (runtime, metric, limit, scenarios): the value must be below the limit (or above, with ">=").
 TARGETS = [

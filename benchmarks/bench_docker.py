@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
+
+from bench_local import _free_port, _wait  # one copy of the HTTP helpers for both benchmarks
 
 import appcoup_lib as ac
 from appcoup_lib import images, lessons
@@ -28,30 +28,8 @@ INTERVAL = 0.2
 CLI = "appcoup-benchcli"  # names and label of the baseline's containers (cleaned up by label too)
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            return bool(r.read().split())
-    except OSError:
-        return False
-
-
-def _wait(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not _answers(url):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} never answered")
-        time.sleep(0.01)
-
-
 def _docker(*args: str) -> str:
     return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
 
 
 def _cli_commands(scenario: str, tags: dict[str, str], bind_dir: str, port: int) -> list[list[str]]:

@@ -56,8 +56,18 @@ def names() -> tuple[str, ...]:
     return tuple(_MODULES)
 
 
-__all__ = ["App", "Availability", "Event", "Runtime", "Table", "availability", "names", "runtime", "runtime_for",
-           "runtime_class"]
+__all__ = [
+    "App",
+    "Availability",
+    "Event",
+    "Runtime",
+    "Table",
+    "availability",
+    "names",
+    "runtime",
+    "runtime_class",
+    "runtime_for",
+]
 
 
 def runtime_for(scenario: str, name: str = "auto") -> Runtime:

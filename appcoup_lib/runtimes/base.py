@@ -12,12 +12,13 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from ..errors import AppcoupError, NotFound, NotReady
 from ..progress import Progress
-from ..scenarios import Scenario, scenario as get_scenario
+from ..scenarios import Scenario
+from ..scenarios import scenario as get_scenario
 
 LABEL = "app.kubernetes.io/part-of"
 LABEL_VALUE = "appcoup"
@@ -64,7 +65,7 @@ class Table(list):
             return "(nothing)"
         cells = [[str(r.get(c, "")) for c in self.columns] for r in self]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(self.columns)]
-        line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+        line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()
         return "\n".join([line(self.columns), *(line(r) for r in cells)])
 
     def __repr__(self) -> str:

@@ -25,7 +25,8 @@ from typing import Any
 
 from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse
 from ..paths import images_dir, state_dir
-from ..scenarios import Container, Scenario, scenario as get_scenario
+from ..scenarios import Container, Scenario
+from ..scenarios import scenario as get_scenario
 from .base import PREFIX, App, Availability, Event, Runtime, Table, register
 
 ENV_MARK = "APPCOUP_APP"  # set on supervisord and every program: how clean() finds strays
