@@ -59,7 +59,7 @@ def check(rows: list[dict]) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is kept)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per local measurement (the median is kept)")
     ap.add_argument("--out", default="build/bench.json")
     ap.add_argument("--skip-course", action="store_true")
     args = ap.parse_args()

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import subprocess
 import tempfile
 import time
 
-from bench_local import _free_port, _wait  # one copy of the HTTP helpers for both benchmarks
+from bench_local import _free_port, _median, _wait, through_library  # shared by both benchmarks
 
 import appcoup_lib as ac
 from appcoup_lib import images, lessons
-from appcoup_lib.measure import recovery
 
 SCENARIOS = ("separate", "single-image", "pod", "service", "volume")
 INTERVAL = 0.2
@@ -109,26 +107,6 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
             _cli_down()
             down = time.monotonic() - t0
     return {"first_number": first, "recovery": rec, "down": down}
-
-
-def through_library(rt: ac.Runtime, scenario: str, supervisor: str = "naive") -> dict[str, float | None]:
-    t0 = time.monotonic()
-    app = rt.up(scenario, interval=INTERVAL, port=0, progress=False, supervisor=supervisor)  # type: ignore[arg-type]
-    try:
-        app.wait_ready(timeout=60, progress=False)
-        first = time.monotonic() - t0
-        time.sleep(1.2)  # past the start-up window, as a crash in a running app would be
-        rec = recovery(app, "echo", timeout=5)  # None: /data never came back
-    finally:
-        t0 = time.monotonic()
-        app.down()
-        down = time.monotonic() - t0
-    return {"first_number": first, "recovery": rec, "down": down}
-
-
-def _median(values: list[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals and len(vals) == len(values) else None
 
 
 def run(rows: list[dict], repeat: int = 3) -> None:

@@ -18,6 +18,9 @@ import threading
 
 PORT = int(os.environ.get("PORT", "8000"))
 SOURCE_URL = os.environ.get("SOURCE_URL", "")
+if SOURCE_URL:  # only remote mode needs an HTTP client: file mode starts faster without one
+    import urllib.error
+    import urllib.request
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -25,9 +28,6 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if self.path == "/healthz":
             self._send(200, b"ok\n")
         elif SOURCE_URL and self.path.split("?")[0] == "/data":
-            import urllib.error  # only remote mode needs it: file mode starts faster without
-            import urllib.request
-
             try:
                 with urllib.request.urlopen(SOURCE_URL, timeout=2) as r:
                     body = r.read()
