@@ -252,8 +252,6 @@ class LocalApp(App):
             raise NotFound(f"Container {container!r} is not running, so there is nothing to kill.",
                            fix="look at app.status()")
         if program == container:
-            # A container dies as a whole: its main process and everything it started.
-            os.killpg(pid, signal.SIGKILL)
             victim = pid
         else:
             script = {"echo": "echo.py", "generator": "generator.sh"}[program]
@@ -262,9 +260,13 @@ class LocalApp(App):
                 raise NotFound(f"No {program} process runs inside container {container!r} now.",
                                fix="look at app.processes()")
             victim = procs[0].pid
-            os.kill(victim, signal.SIGKILL)
+        # Recorded before the signal, so the timeline never shows the exit ahead of its cause.
         self._record(container if program == container else f"{container}/{program}", "killed",
                      f"SIGKILL to pid {victim}")
+        if program == container:
+            os.killpg(pid, signal.SIGKILL)  # a container dies as a whole: everything it started
+        else:
+            os.kill(victim, signal.SIGKILL)
 
     def _record(self, container: str, kind: str, detail: str = "") -> None:
         with open(self.home / "events.jsonl", "a") as f:
