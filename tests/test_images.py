@@ -77,19 +77,26 @@ def test_offline_build_uses_local_bases(client) -> None:
     assert res["echo"].tag.startswith("appcoup/echo:")
 
 
-def test_busybox_rootfs_script_makes_a_working_image(client, tmp_path: Path) -> None:
+def _probe_base(client, tmp_path: Path, script: str, command: list[str]) -> tuple[bytes, int]:
+    """Make a root file system with ``images/base/<script>``, import it, run ``command`` in it.
+
+    Returns what the command printed and the image's size; the probe image is removed.
+    """
     tar = tmp_path / "rootfs.tar"
-    subprocess.run(["sh", str(images_dir() / "base" / "rootfs-busybox.sh"), str(tar)], check=True,
-                   capture_output=True)
-    tag = "appcoup/test-base-busybox:probe"
+    subprocess.run(["sh", str(images_dir() / "base" / script), str(tar)], check=True, capture_output=True)
+    tag = f"appcoup/test-{script.removesuffix('.sh')}:probe"
     client.api.import_image_from_file(str(tar), repository=tag.split(":")[0], tag="probe",
                                       changes=images._BASE_CHANGES)
     try:
-        out = client.containers.run(tag, ["sh", "-c", "od -An -N2 -tu2 /dev/urandom >/dev/null && echo ok"],
-                                    remove=True)
-        assert out.strip() == b"ok"
+        return client.containers.run(tag, command, remove=True), client.images.get(tag).attrs["Size"]
     finally:
         client.images.remove(tag, force=True)
+
+
+def test_busybox_rootfs_script_makes_a_working_image(client, tmp_path: Path) -> None:
+    out, _ = _probe_base(client, tmp_path, "rootfs-busybox.sh",
+                         ["sh", "-c", "od -An -N2 -tu2 /dev/urandom >/dev/null && echo ok"])
+    assert out.strip() == b"ok"
 
 
 def test_broken_dockerfile_raises_build_error_with_step_and_log(context: Path) -> None:
@@ -116,19 +123,10 @@ def test_unknown_image_lists_the_valid_ones() -> None:
                     reason="makes a Debian root file system from scratch (a minute or more, root): "
                            "set APPCOUP_TEST_DEBOOTSTRAP=1 to run it")
 def test_python_rootfs_script_makes_a_working_image(client, tmp_path: Path) -> None:
-    tar = tmp_path / "rootfs.tar"
-    subprocess.run(["sh", str(images_dir() / "base" / "rootfs-python.sh"), str(tar)], check=True,
-                   capture_output=True)
-    tag = "appcoup/test-base-python:probe"
-    client.api.import_image_from_file(str(tar), repository=tag.split(":")[0], tag="probe",
-                                      changes=images._BASE_CHANGES)
-    try:
-        out = client.containers.run(tag, ["python3", "-c", "import http.server, urllib.request; print('ok')"],
-                                    remove=True)
-        assert out.strip() == b"ok"
-        assert client.images.get(tag).attrs["Size"] < 200e6  # trimmed: no docs, locales, apt lists
-    finally:
-        client.images.remove(tag, force=True)
+    out, size = _probe_base(client, tmp_path, "rootfs-python.sh",
+                            ["python3", "-c", "import http.server, urllib.request; print('ok')"])
+    assert out.strip() == b"ok"
+    assert size < 200e6  # trimmed: no docs, locales, apt lists
 
 
 def test_docker_up_is_idempotent() -> None:

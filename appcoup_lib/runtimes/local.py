@@ -308,7 +308,6 @@ class LocalApp(App):
         return sorted(own + self._log_events(), key=lambda e: e.time)
 
     def logs(self, container: str) -> str:
-        self.scenario.container(container) if container in {c.name for c in self.scenario.containers} else None
         path = self.home / "logs" / f"{container}.log"
         if not path.exists():
             raise NotFound(f"No logs for {container!r}.",
