@@ -19,6 +19,10 @@ class AppcoupError(Exception):
         super().__init__("\n".join(parts))
 
 
+class InvalidInput(AppcoupError, ValueError):
+    """An argument appcoup cannot use (a name, a port, an interval ...); nothing was started."""
+
+
 class UnknownScenario(AppcoupError, ValueError):
     """A scenario name that does not exist."""
 

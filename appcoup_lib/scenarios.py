@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
-from .errors import NotSupported, UnknownScenario
+from .errors import InvalidInput, NotSupported, UnknownScenario
 
 RuntimeName = Literal["local", "docker", "kubernetes"]
 RUNTIMES: tuple[str, ...] = ("local", "docker", "kubernetes")
@@ -121,7 +121,8 @@ class Scenario:
     def with_supervisor(self, supervisor: Literal["naive", "init"]) -> Scenario:
         """For `single-image`: pick the naive `app.sh` or the signal-forwarding `app-init.sh`."""
         if supervisor not in ("naive", "init"):
-            raise ValueError(f"supervisor must be 'naive' or 'init', not {supervisor!r}")
+            raise InvalidInput(f"There is no supervisor {supervisor!r}.",
+                               fix="use supervisor='naive' (app.sh) or supervisor='init' (app-init.sh)")
         image = "combined" if supervisor == "naive" else "combined-init"
         units = tuple(
             replace(u, containers=tuple(

@@ -12,8 +12,10 @@ import pytest
 
 import appcoup_lib as ac
 from appcoup_lib.errors import AlreadyUp, NotReady, PortInUse
+from appcoup_lib.runtimes.base import default_name
 
 LABEL = "app.kubernetes.io/part-of=appcoup"
+POD = default_name("pod")
 DOCKER_SCENARIOS = [s.name for s in ac.SCENARIOS.values() if "docker" in s.runtimes]
 
 
@@ -93,11 +95,11 @@ def test_pod_shares_one_network_namespace_and_one_volume(docker_rt) -> None:
         res = gen.exec_run(["sh", "-c", "wget -q -O - http://127.0.0.1:8000/data | head -n 1"])
         assert res.exit_code == 0 and res.output.strip().isdigit(), res.output
         vols = {m["Name"] for c in (gen, echo) for m in c.attrs["Mounts"] if m["Type"] == "volume"}
-        assert vols == {"appcoup-pod-data"}
+        assert vols == {f"{POD}-data"}
         # What a learner would type by hand, shown by the notebook.
         cmds = app.commands()
-        assert cmds[0] == "docker volume create appcoup-pod-data"
-        assert sum("--network container:appcoup-pod-app-pause" in c for c in cmds) == 2
+        assert cmds[0] == f"docker volume create {POD}-data"
+        assert sum(f"--network container:{POD}-app-pause" in c for c in cmds) == 2
 
 
 @pytest.mark.docker
@@ -179,7 +181,7 @@ def test_port_held_by_a_container_is_named(docker_rt) -> None:
         with pytest.raises(PortInUse) as info:
             docker_rt.up("separate", interval=0.5, port=port, progress=False)
         assert info.value.port == port
-        assert "appcoup-pod-app-pause" in str(info.value)
+        assert f"{POD}-app-pause" in str(info.value)
         assert "appcoup down pod --runtime docker" in str(info.value)
 
 
@@ -223,9 +225,9 @@ def test_already_up(docker_rt) -> None:
 @pytest.mark.docker
 def test_exception_inside_with_leaves_nothing(docker_rt) -> None:
     with pytest.raises(RuntimeError), docker_rt.up("service", interval=0.5, port=0, progress=False):
-        assert _leftovers("appcoup-service")
+        assert _leftovers(default_name("service"))
         raise RuntimeError("a cell failed")
-    assert _leftovers("appcoup-service") == []
+    assert _leftovers(default_name("service")) == []
 
 
 @pytest.mark.docker
@@ -238,7 +240,7 @@ def test_attach_and_down_from_another_process(docker_rt) -> None:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == app.url
-        assert _leftovers("appcoup-pod") == []
+        assert _leftovers(POD) == []
     finally:
         app.down()
 
@@ -260,10 +262,10 @@ def test_lesson_rebuild_after_change(docker_rt) -> None:
 
     pod = lessons.rebuild_after_change(docker_rt, "pod", progress=False)
     assert pod["images_rebuilt"] == ["echo"]
-    assert pod["containers_restarted"] == ["appcoup-pod-echo"]
+    assert pod["containers_restarted"] == [f"{POD}-echo"]
     single = lessons.rebuild_after_change(docker_rt, "single-image", progress=False)
     assert single["images_rebuilt"] == ["combined"]
-    assert single["containers_restarted"] == ["appcoup-single-image-app"]
+    assert single["containers_restarted"] == [f"{default_name('single-image')}-app"]
     for r in (pod, single):
         assert r["rebuild_seconds"] > 0 and r["changed_bytes"] > 0 and r["no_data_seconds"] >= 0
 

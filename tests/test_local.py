@@ -12,6 +12,7 @@ import pytest
 
 import appcoup_lib as ac
 from appcoup_lib.paths import state_dir
+from appcoup_lib.runtimes.base import default_name
 from appcoup_lib.runtimes.local import _strays
 
 pytestmark = pytest.mark.local
@@ -147,7 +148,7 @@ def test_exception_inside_with_still_tears_down(local):
             app.wait_ready()
             raise RuntimeError("a failing cell")
     assert not _strays(under=state_dir())
-    assert not (state_dir() / "local" / "appcoup-pod").exists()
+    assert not (state_dir() / "local" / default_name("pod")).exists()
 
 
 def _python(code: str, **kw) -> subprocess.Popen:

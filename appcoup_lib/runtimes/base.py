@@ -7,6 +7,11 @@ base class owns waiting, reading ``/data``, the context manager and teardown in 
 from __future__ import annotations
 
 import atexit
+import getpass
+import hashlib
+import math
+import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from ..errors import AppcoupError, NotFound, NotReady
+from ..errors import AppcoupError, InvalidInput, NotFound, NotReady, NotSupported
 from ..progress import Progress
 from ..scenarios import Scenario
 from ..scenarios import scenario as get_scenario
@@ -23,6 +28,79 @@ from ..scenarios import scenario as get_scenario
 LABEL = "app.kubernetes.io/part-of"
 LABEL_VALUE = "appcoup"
 PREFIX = "appcoup-"
+LEARNER_LABEL = "appcoup.learner"  # who started it: a learner's `clean` removes only their own things
+APP_LABEL = "appcoup.app"
+NAME_MAX = 40  # room for "-<container>" / "-<unit>-pause" suffixes within Docker's and Kubernetes' limits
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# Optional abilities an App may have beyond the common interface. Lessons check ``app.can(...)``,
+# never the runtime's class.
+Ability = Literal[
+    "exec",      # app.exec(container, *argv): run a command inside a container
+    "stop",      # app.stop(container, timeout): stop with a grace period, returns seconds taken
+    "replace",   # app.replace(container, image): recreate one container from another image
+    "commands",  # app.commands(): the plain CLI commands that would do the same by hand
+    "scale",     # app.scale(unit, replicas): run N copies of one unit
+    "rollout",   # app.rollout(program, ...): roll a changed program out to its unit only
+]
+
+
+def learner() -> str:
+    """Who is running the course here, as a DNS-1123 label (names and labels are per learner).
+
+    ``$APPCOUP_LEARNER``, else ``$JUPYTERHUB_USER`` (every JupyterHub user may be ``jovyan``),
+    else the OS user.
+    """
+    raw = os.environ.get("APPCOUP_LEARNER") or os.environ.get("JUPYTERHUB_USER") or ""
+    if not raw:
+        try:
+            raw = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no user name (a container with an arbitrary UID)
+            raw = f"uid{os.getuid()}"
+    label = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
+    if len(label) > 16 or label != raw.lower():
+        # Keep it readable and unique: a short prefix plus a hash of the original.
+        label = f"{label[:10].strip('-') or 'u'}-{hashlib.sha256(raw.encode()).hexdigest()[:5]}"
+    return label or "learner"
+
+
+def default_name(scenario: str) -> str:
+    """The app name used when none is given: ``appcoup-<learner>-<scenario>``."""
+    return check_name(f"{PREFIX}{learner()}-{scenario}")
+
+
+def check_name(name: str) -> str:
+    """Refuse an app name that is not a DNS-1123 label (it becomes paths, container and object names)."""
+    if not isinstance(name, str) or len(name) > NAME_MAX or not _DNS1123.match(name):
+        raise InvalidInput(
+            f"{name!r} cannot be an app name.",
+            why=f"an app name becomes directory, container and Kubernetes names: at most {NAME_MAX} "
+                "characters, lower-case letters, digits and '-', starting and ending with a letter or digit",
+            fix="pass a name like name='appcoup-mine', or leave name out for the default",
+        )
+    return name
+
+
+def check_port(port: Any) -> int:
+    """A TCP port 0..65535 (0: any free port)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InvalidInput(f"{port!r} is not a port.", why="a TCP port is a whole number from 1 to 65535",
+                           fix="pass port=8000, or port=0 to pick any free port")
+    return port
+
+
+def check_interval(interval: Any) -> float:
+    """Seconds between two numbers: a finite number > 0 (and not absurdly large)."""
+    try:
+        value = float(interval)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(interval, bool) or not math.isfinite(value) or value <= 0 or value > 3600:
+        raise InvalidInput(f"{interval!r} is not a usable interval.",
+                           why="the generator waits this many seconds between two numbers: "
+                               "a finite number above 0 and at most 3600",
+                           fix="pass interval=0.5 (or 2, the default)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -96,6 +174,9 @@ def parse_numbers(body: str) -> list[int]:
 class App(ABC):
     """A running scenario. Returned by :meth:`Runtime.up`; also a context manager."""
 
+    #: What this kind of app can do beyond the common interface (see :data:`Ability`).
+    abilities: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float) -> None:
         self.runtime = runtime
         self.scenario = scenario
@@ -137,6 +218,21 @@ class App(ABC):
         """Stop everything this app started, wait for it, remove its state."""
 
     # -- shared behaviour --------------------------------------------------------------------
+    def can(self, ability: Ability) -> bool:
+        """Whether this app can do ``ability`` (``"stop"``, ``"replace"``, ``"scale"`` ...)."""
+        return ability in self.abilities
+
+    def require(self, ability: Ability, why: str = "") -> None:
+        """Raise :class:`NotSupported` naming the runtimes that can, when this app cannot ``ability``."""
+        if self.can(ability):
+            return
+        able = [cls.name for cls in iter_runtimes() if ability in getattr(cls, "app_abilities", frozenset())]
+        raise NotSupported(
+            f"The {self.runtime.name} runtime cannot {ability} ({self.scenario.name!r}).",
+            why=why or f"{ability!r} is not something {self.runtime.description} can do for real",
+            fix=f"run this part on a runtime that can: {', '.join(able) or 'none available'}",
+        )
+
     def kill(self, program: str) -> None:
         """Crash one program the way a real crash looks: SIGKILL, no clean-up.
 
@@ -233,6 +329,8 @@ class Runtime(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    #: The abilities of this runtime's apps (mirrors ``App.abilities``, readable without an app).
+    app_abilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self._apps: list[App] = []
@@ -272,7 +370,7 @@ class Runtime(ABC):
             interval: seconds between two numbers of the generator.
             port: where ``/data`` is published; 0 picks a free port.
             supervisor: for `single-image`, the naive ``app.sh`` or the forwarding ``app-init.sh``.
-            name: the app's name (default ``appcoup-<scenario>``).
+            name: the app's name, a DNS-1123 label (default ``appcoup-<learner>-<scenario>``).
             progress: show progress bars (default: when interactive).
             detach: leave it running when this Python process exits (the CLI's ``up``).
         """
@@ -280,9 +378,10 @@ class Runtime(ABC):
         sc.check_runtime(self.name)
         if sc.name == "single-image" or supervisor != "naive":
             sc = sc.with_supervisor(supervisor)
-        if interval <= 0:
-            raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
-        app = self._up(sc, name or f"{PREFIX}{sc.name}", interval=interval, port=port, progress=progress)
+        interval = check_interval(interval)
+        port = check_port(port)
+        name = check_name(name) if name is not None else default_name(sc.name)
+        app = self._up(sc, name, interval=interval, port=port, progress=progress)
         if not detach:
             self._apps.append(app)
         return app

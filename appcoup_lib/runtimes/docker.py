@@ -33,7 +33,7 @@ from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse, RuntimeUnavai
 from ..paths import state_dir
 from ..scenarios import Container, Scenario, Unit
 from ..scenarios import scenario as get_scenario
-from .base import LABEL, LABEL_VALUE, PREFIX, App, Availability, Event, Runtime, Table, register
+from .base import LABEL, LABEL_VALUE, PREFIX, App, check_name, default_name, Availability, Event, Runtime, Table, register
 
 T = TypeVar("T")
 APP_LABEL = "appcoup.app"
@@ -186,6 +186,8 @@ _PKILL = (
 # -- the app -------------------------------------------------------------------------------------
 class DockerApp(App):
     """A scenario running as containers on a Docker engine."""
+
+    abilities = frozenset({"exec", "stop", "replace", "commands"})
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, client: Any,
                  started: float, port: int = 0) -> None:
@@ -578,6 +580,7 @@ class DockerRuntime(Runtime):
 
     name = "docker"
     description = "containers on a Docker engine"
+    app_abilities = DockerApp.abilities
 
     def __init__(self) -> None:
         super().__init__()
@@ -744,7 +747,7 @@ class DockerRuntime(Runtime):
         import docker.errors
 
         sc = get_scenario(scenario)
-        name = name or f"{PREFIX}{sc.name}"
+        name = check_name(name) if name else default_name(sc.name)
         try:
             ctrs = self.client.containers.list(all=True, filters={"label": f"{APP_LABEL}={name}"})
         except docker.errors.DockerException as e:

@@ -27,7 +27,7 @@ from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse
 from ..paths import images_dir, state_dir
 from ..scenarios import Container, Scenario
 from ..scenarios import scenario as get_scenario
-from .base import PREFIX, App, Availability, Event, Runtime, Table, register
+from .base import PREFIX, App, check_name, default_name, Availability, Event, Runtime, Table, register
 
 ENV_MARK = "APPCOUP_APP"  # set on supervisord and every program: how clean() finds strays
 STOP_GRACE = 10  # seconds, like `docker stop` and a pod's terminationGracePeriodSeconds
@@ -57,12 +57,18 @@ def _port_holder(port: int) -> str:
             try:
                 proc = psutil.Process(c.pid)
                 cmd = " ".join(proc.cmdline()) or proc.name()
-                owner = proc.environ().get(ENV_MARK)
+                env = proc.environ()
+                owner = env.get(ENV_MARK)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 return f"process {c.pid}"
             holder = f"process {c.pid} ({cmd[:80]})"
             if owner:
-                holder += f", part of the appcoup app {owner!r} (stop it: appcoup down {owner[len(PREFIX):]})"
+                try:
+                    scenario = json.loads((Path(env["APPCOUP_HOME"]) / "app.json").read_text())["scenario"]
+                    how = f"appcoup down {scenario}" + ("" if owner == default_name(scenario) else f" --name {owner}")
+                except (KeyError, OSError, ValueError):
+                    how = "appcoup clean"
+                holder += f", part of the appcoup app {owner!r} (stop it: {how})"
             return holder
     return "another program (run `ss -ltnp` to see which)"
 
@@ -430,7 +436,7 @@ class LocalRuntime(Runtime):
 
     def attach(self, scenario: str, name: str | None = None) -> App:
         sc = get_scenario(scenario)
-        name = name or f"{PREFIX}{sc.name}"
+        name = check_name(name) if name else default_name(sc.name)
         home = _root() / name
         try:
             meta = json.loads((home / "app.json").read_text())
