@@ -10,15 +10,18 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard jupyter-config/*/*.json)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "appcoup needs Python >= 3.10"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# the course's JupyterLab settings (no news pop-up): see jupyter-config/README.md
+	mkdir -p $(VENV)/etc/jupyter && cp -r jupyter-config/labconfig jupyter-config/jupyter_server_config.d $(VENV)/etc/jupyter/
 	@touch $(STAMP)
 
 ## lab: install into .venv and open JupyterLab on the course
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-setup.ipynb
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/00-setup.ipynb
 
 ## test: install into .venv and run every test (runtimes missing here are skipped and listed)
 test: $(STAMP)
@@ -32,9 +35,11 @@ course: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 
-## notebooks: regenerate the .ipynb files from their py:percent twins (outputs stay out)
+## notebooks: regenerate notebooks/NN-*.ipynb from their py:percent twins course-src/NN-*.py (outputs stay out)
 notebooks: $(STAMP)
-	$(VENV)/bin/jupytext --to ipynb --update notebooks/[0-9][0-9]-*.py
+	for twin in course-src/[0-9][0-9]-*.py; do \
+	  $(VENV)/bin/jupytext --quiet --update --to ipynb -o notebooks/$$(basename $${twin%.py}).ipynb $$twin || exit 1; \
+	done
 
 ## clean: remove everything appcoup started, on every runtime
 clean: $(STAMP)

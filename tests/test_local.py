@@ -142,6 +142,21 @@ def test_a_second_up_of_the_same_app_is_refused(local):
             local.up("pod", interval=INTERVAL, port=0)
 
 
+def test_re_running_a_notebook_cell_replaces_the_app_it_started(local, capsys):
+    # `app = rt.up(...)` outside a `with`, run twice (a learner re-runs the cell): the second run
+    # stops the first app and starts a fresh one, instead of failing with AlreadyUp.
+    first = local.up("pod", interval=INTERVAL, port=0)
+    first.wait_ready()
+    second = ac.runtime("local").up("pod", interval=INTERVAL, port=0)
+    try:
+        second.wait_ready()
+        assert first._down and not first.answers()
+        assert second.answers()
+        assert "which this kernel started earlier" in capsys.readouterr().out
+    finally:
+        second.down()
+
+
 def test_exception_inside_with_still_tears_down(local):
     with pytest.raises(RuntimeError):
         with local.up("pod", interval=INTERVAL, port=0) as app:

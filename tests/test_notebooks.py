@@ -5,13 +5,16 @@ APPCOUP_REQUIRE)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 import appcoup_lib as ac
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+TWINS = ROOT / "course-src"  # the py:percent twins, out of the learner's file browser
 IDS = [p.stem for p in NOTEBOOKS]
 # The scenario each notebook runs: on a runtime where it is n/a the notebook falls back to local.
 SCENARIO = {"00-setup": "pod", "01-separate-runs": "separate", "02-dockerfile-coupling": "single-image",
@@ -54,11 +57,36 @@ def test_reads_like_a_course(path):
 def test_py_percent_twin_is_in_sync(path):
     import jupytext
 
-    twin = path.with_suffix(".py")
-    assert twin.exists(), f"missing the py:percent twin: jupytext --to py:percent {path.name}"
+    twin = TWINS / path.with_suffix(".py").name
+    assert twin.exists(), (f"missing the py:percent twin course-src/{twin.name}: "
+                           f"jupytext --to py:percent -o course-src/{twin.name} notebooks/{path.name}")
+    assert not path.with_suffix(".py").exists(), "twins live in course-src/, not beside the notebooks"
     a, b = jupytext.read(path), jupytext.read(twin)
-    cells = lambda nb: [(c.cell_type, c.source.strip()) for c in nb.cells]  # noqa: E731
-    assert cells(a) == cells(b), f"{path.name} and {twin.name} differ: jupytext --sync {path.name}"
+    cells = lambda nb: [(c.cell_type, c.source.strip(), c.metadata.get("jupyter")) for c in nb.cells]  # noqa: E731
+    assert cells(a) == cells(b), f"{path.name} and {twin.name} differ: make notebooks (or jupytext --sync)"
+    assert a.metadata["jupytext"]["formats"] == "notebooks///ipynb,course-src///py:percent", \
+        "pair it like the others, so jupytext --sync finds the twin"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_opens_with_its_goal_and_expected_time(path):
+    first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    assert "**Goal:**" in first and re.search(r"\*\*Time:\*\* about \d+ minutes", first), \
+        "the first cell says **Goal:** ... and **Time:** about N minutes"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_solutions_are_folded_away(path):
+    # An exercise is: predict, try in an empty cell, `answer = ...` + check_...(answer), and a
+    # solution cell tagged "solution" whose source and output are collapsed until clicked.
+    cells = json.loads(path.read_text())["cells"]
+    solutions = [c for c in cells if "solution" in c.get("metadata", {}).get("tags", [])]
+    for c in solutions:
+        assert c["metadata"].get("jupyter") == {"outputs_hidden": True, "source_hidden": True}, \
+            f"{path.name}: a solution cell must be collapsed (source and outputs hidden)"
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    if "check_" in code:
+        assert solutions, f"{path.name}: an exercise with a check_...() needs a folded solution cell"
 
 
 def _run(path: Path, runtime: str, tmp_path: Path) -> str:
@@ -85,4 +113,5 @@ def test_notebook_runs_top_to_bottom(path, runtime, tmp_path):
     expected = runtime if runtime in ac.scenario(SCENARIO[path.stem]).runtimes else "local"
     assert f"runtime: {expected}" in text
     assert "Traceback" not in text
+    assert "✘ not quite" not in text, "a solution cell must pass its own check"
     assert ac.running() == [], "a notebook must leave nothing running"

@@ -316,8 +316,11 @@ class App(ABC):
             self._teardown()
         finally:
             self.runtime._forget(self)
+            if _OWN.get((self.runtime.name, self.name)) is self:
+                del _OWN[(self.runtime.name, self.name)]
 
     def __enter__(self) -> App:
+        self._in_with = True
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -381,7 +384,9 @@ class Runtime(ABC):
         interval = check_interval(interval)
         port = check_port(port)
         name = check_name(name) if name is not None else default_name(sc.name)
+        _replace_own(self.name, name)
         app = self._up(sc, name, interval=interval, port=port, progress=progress)
+        _OWN[(self.name, name)] = app
         if not detach:
             self._apps.append(app)
         return app
@@ -399,6 +404,21 @@ class Runtime(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+# The apps this Python process started, by (runtime, name). A notebook cell ``app = rt.up(...)``
+# run a second time replaces the app the first run started, instead of failing with AlreadyUp:
+# re-running a cell is what learners do. An app inside a running ``with`` block, or started by
+# another process, still raises AlreadyUp: a second copy there is a mistake, not a re-run.
+_OWN: dict[tuple[str, str], App] = {}
+
+
+def _replace_own(runtime: str, name: str) -> None:
+    old = _OWN.get((runtime, name))
+    if old is not None and not old._down and not getattr(old, "_in_with", False):
+        del _OWN[(runtime, name)]
+        print(f"(stopping {name!r}, which this kernel started earlier, to start it again)")
+        old.down()
 
 
 _REGISTRY: dict[str, type[Runtime]] = {}

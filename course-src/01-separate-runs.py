@@ -1,10 +1,12 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: notebooks///ipynb,course-src///py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -13,6 +15,9 @@
 
 # %% [markdown]
 # # 01 · Two separate runs
+#
+# **Goal:** couple two programs by a shared directory and a published port, break it, and see that nothing repairs it.  
+# **Time:** about 15 minutes.
 #
 # The loosest way to start two programs is to start them **one by one** and let them find each
 # other by convention. With Docker, that is two `docker run` commands:

@@ -1,10 +1,12 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: notebooks///ipynb,course-src///py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -13,6 +15,9 @@
 
 # %% [markdown]
 # # 00 · Setting up: two programs, and where they can run
+#
+# **Goal:** check what can run here, pick a runtime, meet the two programs and watch them work together.  
+# **Time:** about 10 minutes.
 #
 # This course is about **coupling**: how tightly the programs of one application are tied
 # together when they run in containers, and what each choice costs. We use one small application
@@ -109,14 +114,35 @@ plt.show()
 print("the first numbers:", first)
 
 # %% [markdown]
-# ## Try it
+# ## Try it: where can `federation` run?
 #
-# Which runtimes can run the `federation` scenario, and why can't `local`? Find out with
-# `ac.scenario("federation").runtimes`, then try `ac.runtime("local").up("federation")` in a new
-# cell and read the error: it says what failed, why, and what to do.
+# Every exercise in this course goes the same way:
+#
+# 1. **Predict.** Which runtimes can run the `federation` scenario (two clusters joined by an
+#    exposed endpoint)? Why not `local`?
+# 2. **Try** it in the empty cell below: `ac.scenario("federation").runtimes` lists them, and
+#    `ac.runtime("local").up("federation")` fails with an error that says what failed, why, and
+#    what to do. Read it.
+# 3. **Check**: replace the `...` with your answer and run the check cell.
+#
+# The solution is folded away under the check: click the collapsed cell (or its "⋯") to open it.
 
 # %%
-ac.scenario("federation").runtimes
+
+
+# %%
+from appcoup_lib.exercises import check_federation_runtimes
+
+answer = ...   # your answer: a list of runtime names, e.g. ["local", "docker"]
+check_federation_runtimes(answer)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# Solution: ask the scenario, then see what local says when asked anyway.
+try:
+    ac.runtime("local").up("federation")
+except ac.AppcoupError as e:
+    print(e)
+check_federation_runtimes(ac.scenario("federation").runtimes)
 
 # %% [markdown]
 # Nothing from this notebook is still running: `ac.running()` lists what appcoup runs right now

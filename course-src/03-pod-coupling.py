@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: notebooks///ipynb,course-src///py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -13,6 +13,9 @@
 
 # %% [markdown]
 # # 03 · Coupling in a pod: two containers, one network, one volume
+#
+# **Goal:** run the programs as two containers of one pod, crash one, and measure what restarts and what is lost.  
+# **Time:** about 25 minutes.
 #
 # Can we keep what was good about one image (the programs always side by side, sharing files and
 # `localhost`) and lose what was bad (one health for everything, one build for everything)?

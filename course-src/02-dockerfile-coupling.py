@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: notebooks///ipynb,course-src///py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -13,6 +13,9 @@
 
 # %% [markdown]
 # # 02 · Coupling in one image: a Dockerfile and a supervisor
+#
+# **Goal:** put both programs in one image behind a supervisor, and measure what that hides and what it costs.  
+# **Time:** about 25 minutes.
 #
 # The tightest coupling puts both programs into **one image** and starts them from one script,
 # a home-made *supervisor*. One image, one container, one thing to deploy: it is easy to reason

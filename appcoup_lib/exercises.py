@@ -1,0 +1,130 @@
+"""Exercises: predict, try, then ask the library whether you were right, and why.
+
+Every exercise in the notebooks follows one pattern::
+
+    answer = ...                    # the learner replaces ... with a prediction or a result
+    check_pod_generator_killed(answer)
+
+A ``check_...`` function returns a :class:`Verdict` that prints (and renders in a notebook) as
+"right" or "not quite", with the reason. An answer left at ``...`` is "not answered yet", never an
+error, so "Run All" goes through. To add an exercise, write a ``check_...`` function that calls
+:func:`verdict` (see the ones below).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an answer is right (``None``: not answered yet), and why."""
+
+    ok: bool | None
+    message: str
+
+    def __bool__(self) -> bool:
+        return bool(self.ok)
+
+    @property
+    def mark(self) -> str:
+        return {True: "✔ right", False: "✘ not quite", None: "… not answered yet"}[self.ok]
+
+    def __str__(self) -> str:
+        return f"{self.mark}: {self.message}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        color = {True: "#1b7f3b", False: "#b3261e", None: "#666"}[self.ok]
+        return (f"<div style='border-left:4px solid {color};padding:4px 10px'>"
+                f"<b style='color:{color}'>{html.escape(self.mark)}</b>: {html.escape(self.message)}</div>")
+
+
+def unanswered(answer: Any) -> bool:
+    """True while the learner has not replaced the ``...`` placeholder."""
+    return answer is ... or answer is None
+
+
+def verdict(answer: Any, ok: bool, why: str, hint: str) -> Verdict:
+    """The verdict on ``answer``: ``why`` explains the right answer, ``hint`` nudges a wrong one."""
+    if unanswered(answer):
+        return Verdict(None, "replace the ... with your answer, run the cell, then run this one again")
+    return Verdict(True, why) if ok else Verdict(False, hint)
+
+
+def _as_set(answer: Any) -> set[str] | None:
+    if isinstance(answer, str):
+        return {answer}
+    if isinstance(answer, Iterable):
+        return {str(a) for a in answer}
+    return None
+
+
+# -- 00-setup ---------------------------------------------------------------------------------------
+def check_federation_runtimes(answer: Any) -> Verdict:
+    """00: which runtimes can run the `federation` scenario? (a runtime name or a list of them)"""
+    got = _as_set(answer)
+    return verdict(
+        answer, got == {"kubernetes"},
+        "only kubernetes: federation couples two clusters through an exposed endpoint, and neither "
+        "plain processes nor one Docker engine has a second cluster to reach",
+        "look at ac.scenario('federation').runtimes, and read the error that "
+        "ac.runtime('local').up('federation') raises")
+
+
+# -- 01-separate-runs -------------------------------------------------------------------------------
+def check_separate_generator_killed(data_answers: Any, new_numbers: Any = ...) -> Verdict:
+    """01: after killing the generator of `separate`, does /data answer? Do new numbers arrive?"""
+    if unanswered(data_answers) or unanswered(new_numbers):
+        return verdict(..., False, "", "")
+    return verdict(
+        data_answers, bool(data_answers) is True and bool(new_numbers) is False,
+        "echo still serves the file, so /data answers with the old numbers, but nobody appends to it "
+        "any more and nothing restarts the generator: the numbers freeze without any error",
+        "kill the generator, then call len(app.data()) twice a few seconds apart and look at "
+        "app.status()['generator']")
+
+
+# -- 02-dockerfile-coupling -------------------------------------------------------------------------
+def check_single_image_generator_killed(restarts: Any, data_answers: Any = ...) -> Verdict:
+    """02: `single-image` with the forwarding supervisor, generator killed: restarts? /data?"""
+    if unanswered(restarts) or unanswered(data_answers):
+        return verdict(..., False, "", "")
+    ok = isinstance(restarts, int) and restarts >= 1 and bool(data_answers)
+    return verdict(
+        restarts, ok,
+        "app-init.sh sees the generator die, stops echo and exits, so the runtime restarts the whole "
+        "container: echo restarts too although nothing was wrong with it, and /data answers again "
+        "once both are back",
+        "start it with supervisor='init', kill('generator'), wait two seconds, then read "
+        "app.status()['app']['restarts'] and app.answers()")
+
+
+# -- 03-pod-coupling --------------------------------------------------------------------------------
+def check_pod_generator_killed(restarts: Any) -> Verdict:
+    """03: kill the generator in a pod: ``{"generator": n, "echo": m}`` restarts afterwards."""
+    if unanswered(restarts):
+        return verdict(..., False, "", "")
+    ok = isinstance(restarts, dict) and restarts.get("generator") == 1 and restarts.get("echo") == 0
+    return verdict(
+        restarts, ok,
+        "each container of a pod restarts on its own: the generator restarts once, echo never "
+        "notices (it keeps serving the shared file, which simply grows again)",
+        "answer with a dict like {'generator': 1, 'echo': 0}: the restarts of each container, "
+        "from app.status(), after one kill of the generator")
+
+
+__all__ = [
+    "Verdict",
+    "check_federation_runtimes",
+    "check_pod_generator_killed",
+    "check_separate_generator_killed",
+    "check_single_image_generator_killed",
+    "unanswered",
+    "verdict",
+]
