@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from . import measure
+from . import exercises, measure
+from .dashboard import dashboard
 from .doctor import clean, doctor, running
 from .errors import (
     AlreadyUp,
@@ -61,7 +62,9 @@ __all__ = [
     "UnknownRuntime",
     "UnknownScenario",
     "clean",
+    "dashboard",
     "doctor",
+    "exercises",
     "matrix",
     "measure",
     "running",

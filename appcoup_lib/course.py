@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ def run_course(*, runtime: str = "local", interval: float = 0.2, duration: float
     """Execute each notebook with ``runtime``, ``interval`` and ``duration`` as parameters."""
     import papermill as pm
 
+    # The kernel papermill starts cannot tell it has no front end: dashboards become snapshots.
+    os.environ.setdefault("APPCOUP_HEADLESS", "1")
     out = Path(out) / runtime
     out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -90,8 +90,11 @@ def test_solutions_are_folded_away(path):
 
 
 def _run(path: Path, runtime: str, tmp_path: Path) -> str:
+    import os
+
     import papermill as pm
 
+    os.environ["APPCOUP_HEADLESS"] = "1"  # the kernel inherits it: dashboards are snapshots
     out = tmp_path / path.name
     pm.execute_notebook(str(path), str(out), cwd=str(path.parent), progress_bar=False,
                         parameters={"runtime": runtime, "interval": 0.2, "duration": 2.0})

@@ -307,6 +307,16 @@ class App(ABC):
             time.sleep(0.02)
         return time.monotonic() - start
 
+    def dashboard(self, *, period: float = 0.4, live: bool | None = None) -> Any:
+        """A live panel: the numbers, each container, kill/scale/upgrade/down buttons, the timeline.
+
+        Make it the last line of a cell. Headless (papermill) it is a static snapshot.
+        See :mod:`appcoup_lib.dashboard`.
+        """
+        from ..dashboard import Dashboard
+
+        return Dashboard(self, period=period, live=live)
+
     def down(self) -> None:
         """Stop everything this app started and remove its state (safe to call twice)."""
         if self._down:

@@ -1,0 +1,376 @@
+"""``app.dashboard()``: one live panel for a running app, to play with after the measured parts.
+
+It shows the numbers ``/data`` serves (a rolling window, drawn as SVG: no plotting library,
+nothing that grows), each container's state, readiness, restarts and last exit, buttons for what
+the notebook teaches (kill generator, kill echo, scale, upgrade, down) and the runtime's timeline.
+
+How it stays safe in a notebook:
+
+* one background thread polls the app and only *sets widget values* (never ``with output:``);
+  the buttons run in the kernel, so they work while no cell is busy;
+* the thread stops when the app goes down (by the button, ``app.down()``, a ``with`` block's end,
+  another process), when a new dashboard is made for the same app (a re-run cell), and at
+  interpreter exit (a kernel restart);
+* headless (no widget front end: papermill, ``appcoup course``, a plain Python) it shows a static
+  snapshot and starts no thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import AppcoupError, NotReady
+from .runtimes.base import App, Event
+
+WINDOW = 30.0  # seconds of history on the plot
+MAX_POINTS = 400  # numbers kept for the plot: a rolling window, memory stays flat
+_CRASH = ("killed", "exited", "gave-up", "probe-failed")
+_LIVE: dict[tuple[str, str], Dashboard] = {}  # (runtime, app name) -> the dashboard polling it
+
+
+def headless() -> bool:
+    """True where no widget front end will render the panel (papermill, a script, a test).
+
+    ``APPCOUP_HEADLESS=1`` forces it (``appcoup course`` and the notebook tests set it, because
+    papermill's kernel cannot tell it has no front end); ``APPCOUP_HEADLESS=0`` forces live.
+    """
+    forced = os.environ.get("APPCOUP_HEADLESS")
+    if forced is not None:
+        return forced not in ("", "0", "false", "no")
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return True
+    shell = get_ipython()
+    return shell is None or type(shell).__name__ != "ZMQInteractiveShell"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One container as the panel shows it."""
+
+    container: str
+    state: str
+    running: bool
+    ready: bool
+    restarts: int
+    last_exit: str
+
+
+class Dashboard:
+    """The live panel of one app. Make it with ``app.dashboard()`` or ``ac.dashboard(app)``."""
+
+    def __init__(self, app: App, *, period: float = 0.4, live: bool | None = None) -> None:
+        self.app = app
+        self.period = period
+        self.live = (not headless()) if live is None else live
+        self.points: deque[tuple[float, int]] = deque(maxlen=MAX_POINTS)  # (epoch, number)
+        self.samples: deque[tuple[float, bool]] = deque(maxlen=int(WINDOW / period) + 10)
+        self.count = 0  # numbers /data served at the last answer
+        self.answering = False
+        self.rows: list[Row] = []
+        self.events: list[Event] = []
+        self.polls = 0
+        self.message = ""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one poll at a time (the thread and a button's refresh)
+        self._thread: threading.Thread | None = None
+        self._widget: Any = None
+        key = (app.runtime.name, app.name)
+        old = _LIVE.get(key)
+        if old is not None:
+            old.stop()  # a re-run cell: the new panel takes over
+        _LIVE[key] = self
+        self.poll()
+
+    # -- reading the app ----------------------------------------------------------------------
+    def poll(self) -> bool:
+        """Read /data, status and events once; False when the app is gone."""
+        with self._lock:
+            if self.app._down:
+                return False
+            now = time.time()
+            try:
+                nums = self.app.data()
+                answered = True
+            except NotReady:
+                nums, answered = [], False
+            if answered:
+                if len(nums) < self.count:  # the file started over (a new volume, a new container)
+                    self.count = 0
+                for n in nums[self.count:][-MAX_POINTS:]:
+                    self.points.append((now, n))
+                self.count = len(nums)
+            self.answering = answered
+            self.samples.append((now, answered))
+            try:
+                status = self.app.status()
+                self.events = self.app.events()
+            except AppcoupError as e:
+                if self.app._down:
+                    return False
+                self.message = f"cannot read the app: {e.what}"
+                return not self.app._down
+            self.rows = self._rows(status, answered)
+            self.polls += 1
+            return True
+
+    def _rows(self, status: dict[str, dict[str, Any]], answered: bool) -> list[Row]:
+        entry = self.app.scenario.entry[1]
+        last_exit: dict[str, str] = {}
+        for e in self.events:
+            if e.kind in _CRASH:
+                owner = e.container.split("/", 1)[0]
+                what = e.container.split("/", 1)[1] + " " if "/" in e.container else ""
+                last_exit[owner] = f"{what}{e.kind} {e.detail}".strip()
+        rows = []
+        for name, st in status.items():
+            running = bool(st.get("running"))
+            ready = running and st.get("health") not in ("unhealthy",) and (answered if name == entry else True)
+            rows.append(Row(name, str(st.get("state", "")), running, ready, int(st.get("restarts", 0)),
+                            last_exit.get(name, "")))
+        return rows
+
+    def restarts(self) -> dict[str, int]:
+        return {r.container: r.restarts for r in self.rows}
+
+    # -- drawing (plain HTML/SVG strings: set as widget values, or shown as a snapshot) ----------
+    def plot_svg(self, width: int = 640, height: int = 150) -> str:
+        now = time.time()
+        t0 = now - WINDOW
+        x = lambda t: round((t - t0) / WINDOW * (width - 10) + 5, 1)  # noqa: E731
+        y = lambda v: round(height - 22 - v / 32767 * (height - 40), 1)  # noqa: E731
+        parts = [f"<rect x='0' y='0' width='{width}' height='{height}' fill='#fafafa' stroke='#ddd'/>"]
+        # Where /data did not answer: red bands.
+        start = None
+        for t, ok in list(self.samples) + [(now, True)]:
+            if not ok and start is None:
+                start = t
+            elif ok and start is not None:
+                a = max(start, t0)
+                if t > t0:
+                    parts.append(f"<rect class='gap' x='{x(a)}' y='0' width='{max(2, x(t) - x(a))}' "
+                                 f"height='{height - 18}' fill='#e53935' opacity='0.18'/>")
+                start = None
+        # Crash and restart moments: vertical lines with a label.
+        for e in self.events:
+            if e.time < t0 or e.kind not in (*_CRASH, "restarted"):
+                continue
+            color = "#2e7d32" if e.kind == "restarted" else "#c62828"
+            parts.append(f"<line class='mark' x1='{x(e.time)}' x2='{x(e.time)}' y1='0' y2='{height - 18}' "
+                         f"stroke='{color}' stroke-dasharray='4 3'/>"
+                         f"<text x='{x(e.time) + 3}' y='12' font-size='10' fill='{color}'>"
+                         f"{html.escape(e.container)} {html.escape(e.kind)}</text>")
+        # The numbers themselves, as they arrived: a line, broken where /data was silent.
+        pts = [(t, v) for t, v in self.points if t >= t0]
+        if pts:
+            poly = " ".join(f"{x(t)},{y(v)}" for t, v in pts)
+            parts.append(f"<polyline points='{poly}' fill='none' stroke='#1565c0' stroke-width='1.2'/>")
+            parts.extend(f"<circle cx='{x(t)}' cy='{y(v)}' r='1.8' fill='#1565c0'/>" for t, v in pts[-60:])
+        parts.append(f"<text x='5' y='{height - 4}' font-size='10' fill='#555'>-{WINDOW:.0f} s</text>"
+                     f"<text x='{width - 30}' y='{height - 4}' font-size='10' fill='#555'>now</text>")
+        return (f"<svg class='appcoup-plot' data-count='{self.count}' data-points='{len(pts)}' "
+                f"width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>{''.join(parts)}</svg>")
+
+    def caption_html(self) -> str:
+        last = self.points[-1][1] if self.points else "-"
+        state = ("<b style='color:#2e7d32'>answering</b>" if self.answering
+                 else "<b style='color:#c62828'>not answering</b>")
+        return (f"<div class='appcoup-caption'>/data: {state} · <span class='appcoup-count'>{self.count}</span> "
+                f"numbers served · last {last}</div>")
+
+    def table_html(self) -> str:
+        head = "".join(f"<th style='text-align:left;padding:2px 10px'>{h}</th>"
+                       for h in ("container", "state", "running", "ready", "restarts", "last exit"))
+        body = []
+        for r in self.rows:
+            ok = lambda b: "<span style='color:#2e7d32'>yes</span>" if b else "<span style='color:#c62828'>no</span>"  # noqa: E731
+            body.append(
+                f"<tr data-container='{html.escape(r.container)}'>"
+                f"<td style='padding:2px 10px'><code>{html.escape(r.container)}</code></td>"
+                f"<td style='padding:2px 10px'>{html.escape(r.state)}</td>"
+                f"<td style='padding:2px 10px'>{ok(r.running)}</td><td style='padding:2px 10px'>{ok(r.ready)}</td>"
+                f"<td class='appcoup-restarts' data-container='{html.escape(r.container)}' "
+                f"style='padding:2px 10px'>{r.restarts}</td>"
+                f"<td style='padding:2px 10px'>{html.escape(r.last_exit)}</td></tr>")
+        return f"<table class='appcoup-status'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+    def timeline_html(self, last: int = 40) -> str:
+        lines = "\n".join(html.escape(str(e)) for e in self.events[-last:]) or "(nothing yet)"
+        return (f"<pre class='appcoup-events' style='max-height:12em;overflow:auto;margin:0;font-size:11px'>"
+                f"{lines}</pre>")
+
+    def header_html(self) -> str:
+        state = "stopped" if self.app._down else ("live" if self._running() else "snapshot")
+        return (f"<b>{html.escape(self.app.scenario.name)}</b> on <b>{html.escape(self.app.runtime.name)}</b> · "
+                f"{html.escape(self.app.url)}/data · <span class='appcoup-state'>{state}</span>"
+                + (f" · <i>{html.escape(self.message)}</i>" if self.message else ""))
+
+    def snapshot_html(self) -> str:
+        """Everything the panel shows, as one static HTML block (what a headless run records)."""
+        return (f"<div class='appcoup-dashboard'>{self.header_html()}<br>{self.plot_svg()}"
+                f"{self.caption_html()}{self.table_html()}<details><summary>timeline</summary>"
+                f"{self.timeline_html()}</details></div>")
+
+    def __str__(self) -> str:
+        lines = [f"dashboard of {self.app.scenario.name} on {self.app.runtime.name}: {self.count} numbers served, "
+                 f"/data {'answering' if self.answering else 'not answering'}"]
+        lines += [f"  {r.container:<10} {r.state:<9} ready={'yes' if r.ready else 'no':<3} "
+                  f"restarts={r.restarts} {r.last_exit}" for r in self.rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    # -- the live panel ---------------------------------------------------------------------------
+    def widget(self) -> Any:
+        """The ipywidgets panel (built once); starts the updates."""
+        if self._widget is None:
+            self._widget = self._build()
+            self._render()
+        if self.live:
+            self.start()
+        return self._widget
+
+    def _build(self) -> Any:
+        import ipywidgets as w
+
+        self._w_header = w.HTML()
+        self._w_plot = w.HTML(layout=w.Layout(min_height="150px"))
+        self._w_caption = w.HTML()
+        self._w_table = w.HTML()
+        self._w_events = w.HTML()
+        self._w_message = w.HTML()
+        buttons = []
+        programs = {p for c in self.app.scenario.containers for p in (c.name, *c.programs)}
+        for prog in ("generator", "echo"):
+            b = w.Button(description=f"kill {prog}", icon="bolt", button_style="warning",
+                         tooltip=f"SIGKILL {prog}: a crash without warning")
+            if prog not in programs:
+                b.disabled, b.tooltip = True, f"there is no {prog} in {self.app.scenario.name}"
+            b.on_click(lambda _b, p=prog: self._act(f"kill {p}", lambda: self.app.kill(p)))
+            buttons.append(b)
+        echo_unit = self.app.scenario.unit_of(self.app.scenario.entry[1]).name
+        scale = w.Button(description=f"scale {echo_unit} ×2", icon="clone")
+        self._replicas = 1
+        scale.on_click(lambda _b: self._act("scale", self._scale))
+        upgrade = w.Button(description="upgrade echo", icon="arrow-up",
+                           tooltip="roll a changed echo out to its own unit only")
+        upgrade.on_click(lambda _b: self._act("upgrade echo", lambda: self.app.rollout("echo")))
+        for b, ability in ((scale, "scale"), (upgrade, "rollout")):
+            if not self.app.can(ability):  # type: ignore[arg-type]
+                b.disabled = True
+                try:
+                    self.app.require(ability)  # type: ignore[arg-type]
+                except AppcoupError as e:
+                    b.tooltip = f"{e.what} {e.fix}".strip()
+        down = w.Button(description="down", icon="stop", button_style="danger",
+                        tooltip="stop everything this app started and remove it")
+        down.on_click(lambda _b: self._act("down", self.app.down))
+        self._buttons = [*buttons, scale, upgrade, down]
+        return w.VBox([self._w_header, self._w_plot, self._w_caption, w.HBox(self._buttons), self._w_message,
+                       self._w_table, w.HTML("<b>timeline</b>"), self._w_events],
+                      layout=w.Layout(border="1px solid #ddd", padding="6px"))
+
+    def _scale(self) -> None:
+        unit = self.app.scenario.unit_of(self.app.scenario.entry[1]).name
+        self._replicas = 2 if self._replicas == 1 else 1
+        self.app.scale(unit, self._replicas)  # type: ignore[attr-defined]
+
+    def _act(self, what: str, fn: Any) -> None:
+        """A button: do it, say what happened; errors become a line, never a traceback."""
+        try:
+            fn()
+            self.message = f"{what}: done at {time.strftime('%H:%M:%S')}"
+        except AppcoupError as e:
+            self.message = f"{what}: {e}"
+        except Exception as e:  # noqa: BLE001 - a button must never leave a traceback in the panel
+            self.message = f"{what} failed: {e!r}"
+        if not self.app._down:
+            self.poll()
+        self._render()
+
+    def _render(self) -> None:
+        if self._widget is None:
+            return
+        values = ((self._w_header, self.header_html()), (self._w_plot, self.plot_svg()),
+                  (self._w_caption, self.caption_html()), (self._w_table, self.table_html()),
+                  (self._w_events, self.timeline_html()), (self._w_message, html.escape(self.message)))
+        for widget, value in values:
+            if widget.value != value:  # set only what changed: less traffic, no flicker
+                widget.value = value
+        if self.app._down:
+            for b in self._buttons:
+                b.disabled = True
+
+    def _running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    def start(self) -> None:
+        if self._running() or self.app._down:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"appcoup-dashboard-{self.app.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                alive = self.poll()
+            except Exception as e:  # noqa: BLE001 - the thread must end cleanly, not die noisily
+                self.message, alive = f"stopped: {e!r}", False
+            if not alive:
+                self._stop.set()
+            try:
+                self._render()
+            except Exception:  # noqa: BLE001 - the front end went away (kernel shutting down)
+                self._stop.set()
+            self._stop.wait(self.period)
+
+    def stop(self, timeout: float = 5) -> None:
+        """Stop the updates (the panel keeps its last picture)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        key = (self.app.runtime.name, self.app.name)
+        if _LIVE.get(key) is self:
+            del _LIVE[key]
+
+    @property
+    def alive(self) -> bool:
+        """True while the background updates run."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import HTML, display
+
+        if self.live:
+            display(self.widget())
+        else:
+            display(HTML(self.snapshot_html()), metadata={})
+            print(self)
+
+
+def dashboard(app: App, *, period: float = 0.4, live: bool | None = None) -> Dashboard:
+    """A live panel for ``app`` (a static snapshot when headless). Display it: the last line of a cell."""
+    return Dashboard(app, period=period, live=live)
+
+
+def _stop_all() -> None:
+    for d in list(_LIVE.values()):
+        d._stop.set()
+
+
+# At interpreter exit (a kernel restart or shutdown) stop polling first; registered after the
+# runtimes' own atexit hooks, so it runs before they take the apps down.
+atexit.register(_stop_all)
+
+__all__ = ["Dashboard", "Row", "dashboard", "headless"]
