@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
-from .errors import AppcoupError, UnknownRuntime, UnknownScenario
+from .errors import AppcoupError, InvalidInput, UnknownRuntime, UnknownScenario
 from .scenarios import SCENARIOS
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _runtime_arg(value: str) -> str:
@@ -26,6 +29,15 @@ def _scenario_arg(value: str) -> str:
     return value
 
 
+def _name_arg(value: str) -> str:
+    from .runtimes.base import check_name
+
+    try:
+        return check_name(value)
+    except InvalidInput as e:
+        raise argparse.ArgumentTypeError(f"{e.what} {e.why}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="appcoup", description="Couple two programs in containers, for real.")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -37,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         if runtime:
             s.add_argument("--runtime", "-r", type=_runtime_arg, default="auto",
                            help="local, docker, kubernetes or auto (default)")
+        if scenario:
+            s.add_argument("--name", type=_name_arg, default=None,
+                           help="the app's name (default appcoup-<learner>-<scenario>)")
         return s
 
     cmd("doctor", "which runtimes are usable here, and how to make the others usable", runtime=False)
@@ -45,13 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000, help="port serving /data (default 8000; 0 = any free)")
     up.add_argument("--supervisor", choices=("naive", "init"), default="naive",
                     help="single-image: the naive app.sh or the signal-forwarding app-init.sh")
+    up.add_argument("--address", default="127.0.0.1",
+                    help="where the port listens (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
     cmd("status", "what appcoup runs now, on every runtime", runtime=False)
     cmd("data", "print the numbers a running scenario serves", scenario=True)
     k = cmd("kill", "crash one program of a running scenario (SIGKILL)", scenario=True)
     k.add_argument("container", metavar="CONTAINER", help="generator, echo, adapter or app")
     cmd("events", "what the runtime did for a running scenario", scenario=True)
     cmd("down", "stop a scenario and remove what it created", scenario=True)
-    cmd("clean", "remove everything appcoup started, on every runtime", runtime=False)
+    cl = cmd("clean", "remove what you started with appcoup, on every runtime (or one: --runtime)")
+    cl.add_argument("--all", action="store_true", dest="all_learners",
+                    help="everything of every learner (the teacher's clean-up of a shared machine)")
     c = cmd("course", "run every notebook headless with papermill into build/course")
     c.add_argument("--interval", type=float, default=0.2)
     c.add_argument("--duration", type=float, default=3.0)
@@ -67,14 +86,15 @@ def _parser() -> argparse.ArgumentParser:
 def _attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .runtimes import runtime
 
+    name = getattr(args, "name", None)
     if args.runtime == "auto":
         # The app may run anywhere: find it where it runs.
         from .doctor import running
 
         for row in running():
-            if row["scenario"] == args.scenario:
-                return runtime(row["runtime"]).attach(args.scenario)
-    return runtime("local" if args.runtime == "auto" else args.runtime).attach(args.scenario)
+            if row["scenario"] == args.scenario and (name is None or row["name"] == name):
+                return runtime(row["runtime"]).attach(args.scenario, row["name"])
+    return runtime("local" if args.runtime == "auto" else args.runtime).attach(args.scenario, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (UnknownScenario, UnknownRuntime) as e:
+    except (UnknownScenario, UnknownRuntime, InvalidInput) as e:
         print(f"appcoup: {e}", file=sys.stderr)
         return EXIT_USAGE
     except AppcoupError as e:
@@ -90,7 +110,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("appcoup: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - a learner gets one line, not a traceback
+        if os.environ.get("APPCOUP_DEBUG") == "1":
+            raise
+        print(f"appcoup: unexpected error: {type(e).__name__}: {e}\n"
+              "What to do: run it again with APPCOUP_DEBUG=1 to see where, and report it.", file=sys.stderr)
+        return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    """`appcoup up`: start, wait until it serves, print the URL; Ctrl-C or a failure leaves nothing."""
+    from .runtimes import runtime
+
+    rt = runtime(args.runtime)
+    app = None
+    try:
+        app = rt.up(args.scenario, interval=args.interval, port=args.port, supervisor=args.supervisor,
+                    name=args.name, detach=True, address=args.address)
+        app.wait_ready(timeout=120)
+    except BaseException:
+        # A second Ctrl-C must not interrupt the clean-up of the first.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if app is not None:
+            app.down()
+        raise
+    print(f"{args.scenario} runs on {rt.name}: {app.url}/data")
+    how = "" if args.name is None else f" --name {args.name}"
+    print(f"stop it with: appcoup down {args.scenario} --runtime {rt.name}{how}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,16 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.cmd == "doctor":
         print(doctor())
     elif args.cmd == "up":
-        rt = runtime(args.runtime)
-        app = rt.up(args.scenario, interval=args.interval, port=args.port, supervisor=args.supervisor,
-                    detach=True)
-        try:
-            app.wait_ready(timeout=120)
-        except AppcoupError:
-            app.down()
-            raise
-        print(f"{args.scenario} runs on {rt.name}: {app.url}/data")
-        print(f"stop it with: appcoup down {args.scenario} --runtime {rt.name}")
+        return _up(args)
     elif args.cmd == "status":
         rows = running()
         if not rows:
@@ -117,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         for row in rows:
             print(f"{row['runtime']:<11} {row['scenario']:<13} {row['url']}/data")
             try:
-                for name, st in runtime(row["runtime"]).attach(row["scenario"]).status().items():
+                for name, st in runtime(row["runtime"]).attach(row["scenario"], row["name"]).status().items():
                     state = "running" if st["running"] else "not running"
                     print(f"{'':13}{name:<11} {state:<12} restarts={st['restarts']}")
             except AppcoupError as e:
@@ -136,10 +175,17 @@ def _run(args: argparse.Namespace) -> int:
         app.down()
         print(f"{args.scenario} on {app.runtime.name}: stopped and removed")
     elif args.cmd == "clean":
-        removed = clean()
+        removed = clean(all_learners=args.all_learners, runtime=args.runtime)
         print("\n".join(removed) if removed else "nothing to clean: appcoup runs nothing")
     elif args.cmd == "course":
         from .course import run_course
+        from .runtimes.base import check_interval
+
+        check_interval(args.interval)
+        if not 0 < args.duration <= 3600:  # also refuses nan
+            raise InvalidInput(f"{args.duration!r} is not a usable duration.",
+                               why="each notebook watches the app this many seconds: above 0, at most 3600",
+                               fix="pass --duration 3")
 
         results = run_course(runtime=args.runtime, interval=args.interval, duration=args.duration,
                              out=args.out)

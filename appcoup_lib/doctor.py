@@ -33,21 +33,33 @@ def doctor() -> Report:
     return Report(availability(n) for n in names())
 
 
-def clean() -> list[str]:
-    """Remove everything appcoup started, on every runtime that answers; return what went."""
+def clean(*, all_learners: bool = False, runtime: str | None = None) -> list[str]:
+    """Remove what this learner started, on every runtime that answers; return what went.
+
+    A classroom shares one engine or cluster: by default only this learner's things go
+    (``appcoup.learner`` label, this state directory). ``all_learners=True`` is the teacher's
+    "everything of everyone". ``runtime`` limits it to one runtime.
+    """
     removed: list[str] = []
-    for n in names():
+    for n in names() if runtime in (None, "auto") else [runtime]:
         try:
             cls = runtime_class(n)
         except RuntimeUnavailable:
             continue
-        if n != "local" and not cls.availability().ok:
-            continue
-        removed += [f"{n}: {r}" for r in cls.clean()]
+        if n != "local":
+            av = cls.availability()
+            if not av.ok:
+                if runtime not in (None, "auto"):
+                    raise RuntimeUnavailable(f"Cannot clean up on {n}: {av.detail}.",
+                                             fix=f"{av.fix}; then run `appcoup clean --runtime {n}` again")
+                if "does not exist" not in av.detail and "not installed" not in av.detail:
+                    # It is there but does not answer: say that its leftovers stay for now.
+                    removed.append(f"{n}: not reachable ({av.detail}); run `appcoup clean --runtime {n}` "
+                                   "once it answers")
+                continue
+        done = cls.clean(all_learners=True) if all_learners else cls.clean()
+        removed += [f"{n}: {r}" for r in done]
     return removed
-
-
-
 
 
 def running() -> list[dict[str, str]]:

@@ -38,12 +38,12 @@ def _cli_commands(scenario: str, tags: dict[str, str], bind_dir: str, port: int)
     g, e = tags["generator"], tags["echo"]
     if scenario == "separate":
         return [[*run, "--name", f"{CLI}-generator", "-v", f"{bind_dir}:/tmp/out", g],
-                [*run, "--name", f"{CLI}-echo", "-v", f"{bind_dir}:/tmp/in", "-p", f"{port}:8000", e]]
+                [*run, "--name", f"{CLI}-echo", "-v", f"{bind_dir}:/tmp/in", "-p", f"127.0.0.1:{port}:8000", e]]
     if scenario == "single-image":
-        return [[*run, "--name", f"{CLI}-app", "-p", f"{port}:8000", "--restart", "always", tags["combined"]]]
+        return [[*run, "--name", f"{CLI}-app", "-p", f"127.0.0.1:{port}:8000", "--restart", "always", tags["combined"]]]
     if scenario == "pod":
         return [["volume", "create", *lab, f"{CLI}-data"],
-                [*run, "--name", f"{CLI}-pause", "-p", f"{port}:8000", tags["pause"]],
+                [*run, "--name", f"{CLI}-pause", "-p", f"127.0.0.1:{port}:8000", tags["pause"]],
                 [*run, "--name", f"{CLI}-generator", "--network", f"container:{CLI}-pause", "--restart", "always",
                  "-v", f"{CLI}-data:/tmp/out", g],
                 [*run, "--name", f"{CLI}-echo", "--network", f"container:{CLI}-pause", "--restart", "always",
@@ -56,12 +56,12 @@ def _cli_commands(scenario: str, tags: dict[str, str], bind_dir: str, port: int)
                  "-v", f"{CLI}-data:/tmp/out", g],
                 [*run, "--name", f"{CLI}-adapter", "--network", f"container:{CLI}-pause",
                  "-v", f"{CLI}-data:/tmp/out", tags["adapter"]],
-                [*run, "--name", f"{CLI}-echo", "--network", f"{CLI}-net", "-p", f"{port}:8000",
+                [*run, "--name", f"{CLI}-echo", "--network", f"{CLI}-net", "-p", f"127.0.0.1:{port}:8000",
                  "-e", "SOURCE_URL=http://adapter:8080/data", e]]
     if scenario == "volume":
         return [["volume", "create", *lab, f"{CLI}-data"],
                 [*run, "--name", f"{CLI}-generator", "--restart", "always", "-v", f"{CLI}-data:/tmp/out", g],
-                [*run, "--name", f"{CLI}-echo", "--restart", "always", "-v", f"{CLI}-data:/tmp/in", "-p", f"{port}:8000", e]]
+                [*run, "--name", f"{CLI}-echo", "--restart", "always", "-v", f"{CLI}-data:/tmp/in", "-p", f"127.0.0.1:{port}:8000", e]]
     raise ValueError(scenario)
 
 
@@ -73,6 +73,21 @@ def _cli_down() -> None:
         names = _docker(kind, "ls", "-q", "--filter", f"label=appcoup.app={CLI}").split()
         if names:
             _docker(kind, "rm", *names)
+
+
+def _crash(container: str, pause_tag: str) -> None:
+    """SIGKILL a container's main process, the way the library does: only a pid proven to be that
+    container's is signalled from here, else a helper in the engine's PID namespace checks and kills."""
+    from appcoup_lib.runtimes.docker import _KILL_IF_OURS, _engine_on_this_host, _pid_is_container
+
+    pid, cid, started = _docker("inspect", "-f", "{{.State.Pid}} {{.Id}} {{.State.StartedAt}}", container).split()
+    if _engine_on_this_host() and _pid_is_container(int(pid), cid, started):
+        os.kill(int(pid), signal.SIGKILL)
+        return
+    out = _docker("run", "--rm", "--pid", "host", "-e", f"PID={pid}", "-e", f"ID={cid}", pause_tag,
+                  "sh", "-c", _KILL_IF_OURS)
+    if "killed" not in out:
+        raise RuntimeError(f"{container}: pid {pid} is not its process any more; nothing was signalled")
 
 
 def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
@@ -90,10 +105,10 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
             first = time.monotonic() - t0
             time.sleep(1.2)
             # Recovery by hand: echo crashes; the learner notices nothing and types `docker start` again.
-            pid = int(_docker("inspect", "-f", "{{.State.Pid}}", f"{CLI}-echo" if entry == "echo" else holder))
+            target = f"{CLI}-echo" if entry == "echo" else holder
             t0 = time.monotonic()
             if entry == "echo":
-                os.kill(pid, signal.SIGKILL)
+                _crash(target, tags["pause"])
                 if scenario not in ("pod", "volume"):  # no restart policy: type `docker start` again
                     _docker("wait", f"{CLI}-echo")
                     _docker("start", f"{CLI}-echo")

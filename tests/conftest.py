@@ -15,6 +15,10 @@ import pytest
 # Everything the tests start lives in its own state dir, apart from a learner's own.
 os.environ.setdefault("APPCOUP_STATE", tempfile.mkdtemp(prefix="appcoup-test-state-"))
 os.environ.setdefault("APPCOUP_PROGRESS", "0")
+# ... and under its own learner name: a learner's `clean` and `running()` only see their own things,
+# so a test session never touches (nor is confused by) another session's or a learner's apps
+# on the same Docker engine or cluster.
+os.environ.setdefault("APPCOUP_LEARNER", f"t{os.getpid() % 100000}")
 
 import appcoup_lib as ac  # noqa: E402
 from appcoup_lib.runtimes import availability  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 
 import appcoup_lib as ac
 from appcoup_lib.errors import AlreadyUp, NotReady, PortInUse
-from appcoup_lib.runtimes.base import default_name
+from appcoup_lib.runtimes.base import default_name, learner
 
 LABEL = "app.kubernetes.io/part-of=appcoup"
 POD = default_name("pod")
@@ -25,11 +25,14 @@ def docker_rt():
 
 
 def _leftovers(app: str | None = None) -> list[str]:
-    """Containers, networks and volumes labelled appcoup (of one app, if given)."""
+    """Containers, networks and volumes of this test session's learner (of one app, if given).
+
+    Only ours: other sessions and learners may use the same engine at the same time.
+    """
     from appcoup_lib.runtimes.docker import connect
 
     client = connect()
-    flt = {"label": f"appcoup.app={app}" if app else LABEL}
+    flt = {"label": f"appcoup.app={app}" if app else [LABEL, f"appcoup.learner={learner()}"]}
     return ([f"container {c.name}" for c in client.containers.list(all=True, filters=flt)]
             + [f"network {n.name}" for n in client.networks.list(filters=flt)]
             + [f"volume {v.name}" for v in client.volumes.list(filters=flt)])

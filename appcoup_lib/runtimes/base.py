@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import getpass
 import hashlib
+import inspect
 import math
 import os
 import re
@@ -101,6 +102,35 @@ def check_interval(interval: Any) -> float:
                                "a finite number above 0 and at most 3600",
                            fix="pass interval=0.5 (or 2, the default)")
     return value
+
+
+def check_address(address: Any) -> str:
+    """An IPv4 address to listen on: ``127.0.0.1`` (the default: this machine only) or another."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.IPv4Address(address) if isinstance(address, str) else None
+    except ValueError:
+        ip = None
+    if ip is None:
+        raise InvalidInput(f"{address!r} is not an address to listen on.",
+                           why="published ports listen on one IPv4 address of this machine",
+                           fix="leave it out (127.0.0.1: only this machine), or pass address='0.0.0.0' "
+                               "to let other machines reach it")
+    return str(ip)
+
+
+def check_supervisor(supervisor: Any) -> str:
+    """``naive`` (app.sh) or ``init`` (app-init.sh)."""
+    if supervisor not in ("naive", "init"):
+        raise InvalidInput(f"{supervisor!r} is not a supervisor.",
+                           why="single-image runs its two programs under app.sh ('naive') or app-init.sh ('init')",
+                           fix="pass supervisor='naive' or supervisor='init'")
+    return supervisor
+
+
+class UnknownProgram(InvalidInput, NotFound):
+    """A program name that is not part of the scenario (``kill("database")``)."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +274,7 @@ class App(ABC):
                 self._kill(c.name, program)
                 return
         valid = sorted({p for c in self.scenario.containers for p in (c.name, *c.programs)})
-        raise NotFound(f"There is no program {program!r} in scenario {self.scenario.name!r}.",
+        raise UnknownProgram(f"There is no program {program!r} in scenario {self.scenario.name!r}.",
                        fix=f"use one of: {', '.join(valid)}")
 
     def fetch(self, path: str = "/data", timeout: float = 2.0) -> str:
@@ -321,13 +351,13 @@ class App(ABC):
         """Stop everything this app started and remove its state (safe to call twice)."""
         if self._down:
             return
+        # Marked down only once the teardown succeeded: when the engine was gone, a second
+        # down() (or the atexit hook) finishes the job once it is back.
+        self._teardown()
         self._down = True
-        try:
-            self._teardown()
-        finally:
-            self.runtime._forget(self)
-            if _OWN.get((self.runtime.name, self.name)) is self:
-                del _OWN[(self.runtime.name, self.name)]
+        self.runtime._forget(self)
+        if _OWN.get((self.runtime.name, self.name)) is self:
+            del _OWN[(self.runtime.name, self.name)]
 
     def __enter__(self) -> App:
         self._in_with = True
@@ -369,13 +399,16 @@ class Runtime(ABC):
 
     @classmethod
     @abstractmethod
-    def clean(cls) -> list[str]:
-        """Remove everything appcoup started on this runtime; return what was removed."""
+    def clean(cls, *, all_learners: bool = False) -> list[str]:
+        """Remove what this learner started on this runtime (everyone's with ``all_learners``).
+
+        Returns what was removed.
+        """
 
     # -- shared --------------------------------------------------------------------------------
     def up(self, scenario: str | Scenario, *, interval: float = 2, port: int = 8000,
            supervisor: Literal["naive", "init"] = "naive", name: str | None = None,
-           progress: bool | None = None, detach: bool = False) -> App:
+           progress: bool | None = None, detach: bool = False, address: str = "127.0.0.1") -> App:
         """Start ``scenario`` and return at once; call ``wait_ready()`` on the result.
 
         Args:
@@ -386,16 +419,27 @@ class Runtime(ABC):
             name: the app's name, a DNS-1123 label (default ``appcoup-<learner>-<scenario>``).
             progress: show progress bars (default: when interactive).
             detach: leave it running when this Python process exits (the CLI's ``up``).
+            address: where the published port listens: ``127.0.0.1`` (this machine only, the
+                default: a workshop's Wi-Fi must not reach a learner's data) or e.g. ``0.0.0.0``.
         """
         sc = get_scenario(scenario)
         sc.check_runtime(self.name)
+        supervisor = check_supervisor(supervisor)  # type: ignore[assignment]
         if sc.name == "single-image" or supervisor != "naive":
             sc = sc.with_supervisor(supervisor)
         interval = check_interval(interval)
         port = check_port(port)
         name = check_name(name) if name is not None else default_name(sc.name)
+        address = check_address(address)
+        extra: dict[str, Any] = {}
+        if address != "127.0.0.1":
+            if "address" not in inspect.signature(self._up).parameters:
+                raise NotSupported(f"The {self.name} runtime cannot publish on {address}.",
+                                   why="it publishes on this machine only",
+                                   fix="leave address out (127.0.0.1)")
+            extra["address"] = address
         _replace_own(self.name, name)
-        app = self._up(sc, name, interval=interval, port=port, progress=progress)
+        app = self._up(sc, name, interval=interval, port=port, progress=progress, **extra)
         _OWN[(self.name, name)] = app
         if not detach:
             self._apps.append(app)

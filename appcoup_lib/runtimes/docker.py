@@ -33,7 +33,22 @@ from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse, RuntimeUnavai
 from ..paths import state_dir
 from ..scenarios import Container, Scenario, Unit
 from ..scenarios import scenario as get_scenario
-from .base import LABEL, LABEL_VALUE, PREFIX, App, check_name, default_name, Availability, Event, Runtime, Table, register
+from .base import (
+    LABEL,
+    LABEL_VALUE,
+    LEARNER_LABEL,
+    PREFIX,
+    App,
+    Availability,
+    Event,
+    Runtime,
+    Table,
+    check_address,
+    check_name,
+    default_name,
+    learner,
+    register,
+)
 
 T = TypeVar("T")
 APP_LABEL = "appcoup.app"
@@ -108,17 +123,120 @@ def _host_address() -> str:
 
 
 def _labels(app: str, scenario: str, **extra: str) -> dict[str, str]:
-    return {LABEL: LABEL_VALUE, "appcoup.scenario": scenario, APP_LABEL: app, **extra}
+    return {LABEL: LABEL_VALUE, "appcoup.scenario": scenario, APP_LABEL: app, LEARNER_LABEL: learner(), **extra}
+
+
+def _engine_on_this_host() -> bool:
+    """Whether the engine's processes are this machine's processes (same PID namespace).
+
+    True for the default socket or a unix ``DOCKER_HOST`` of a dockerd here. Not for a tcp/ssh
+    engine, nor for Docker Desktop, Colima or Podman machine (their sockets, found by
+    :func:`_other_sockets`, lead into a VM: a PID there names another process here).
+    """
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host:
+        return _base_url() is None and os.path.exists(_DEFAULT_SOCKET)
+    if not host.startswith("unix://"):
+        return False
+    path = os.path.realpath(host[len("unix://"):])
+    return path not in {os.path.realpath(s) for s in _other_sockets()}
+
+
+def _parse_time(stamp: str) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds ("2026-01-02T03:04:05.123456789Z") as epoch seconds."""
+    from datetime import datetime, timezone
+
+    try:
+        head, _, frac = stamp.rstrip("Z").partition(".")
+        t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return t + (float(f"0.{frac[:6]}") if frac else 0.0)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _pid_is_container(pid: int, container_id: str, started_at: str) -> bool:
+    """Whether host process ``pid`` is the main process of container ``container_id``.
+
+    Two proofs: the process lives in the container's cgroup (its id is in the path), and it
+    started when the container did. A pid number alone may name a user's process.
+    """
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            cgroup = f.read()
+    except OSError:
+        return False
+    if container_id not in cgroup:
+        return False
+    started = _parse_time(started_at)
+    try:
+        import psutil
+
+        created = psutil.Process(pid).create_time()
+    except Exception:  # noqa: BLE001 - gone, or not ours to read
+        return False
+    return started is not None and abs(created - started) < 5
+
+
+# Run by the helper container in the engine's PID namespace: signal $PID only when it lives in
+# the container's cgroup (so a stale or foreign pid is never signalled).
+_KILL_IF_OURS = ('grep -q "$ID" "/proc/$PID/cgroup" 2>/dev/null || { echo "not-ours"; exit 0; }; '
+                 'kill -9 "$PID" && echo killed')
+
+
+_GONE = ("refused", "no such file", "timed out", "timeout", "connection aborted", "remotedisconnected",
+         "connection reset", "broken pipe", "max retries", "remote end closed")
+
+
+def _engine_gone(e: BaseException) -> bool:
+    """Whether ``e`` says the engine cannot be reached (rather than that it refused a request)."""
+    import requests.exceptions
+
+    if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
+        return True
+    text = f"{type(e).__name__} {e}".lower()
+    return any(g in text for g in _GONE) and getattr(e, "response", None) is None
 
 
 def _sdk_error(what: str, e: BaseException) -> AppcoupError:
     """Convert an SDK error at the boundary: what failed, Docker's words, what to do."""
     explanation = getattr(e, "explanation", None) or str(e)
-    if "connection" in str(e).lower() and "refused" in str(e).lower():
+    if _engine_gone(e):
         detail, fix = _diagnose(e)
-        return RuntimeUnavailable(f"{what}: {detail}.", fix=fix)
+        return RuntimeUnavailable(f"{what}: the Docker engine is gone: {detail}.",
+                                  why="the engine stopped or restarted, or its socket went away",
+                                  fix=f"{fix}; then run the same command again (`appcoup down ... --runtime docker` "
+                                      "or `appcoup clean --runtime docker` finish the job once it answers)")
     return AppcoupError(what, why=f"Docker said: {explanation}",
                         fix="look at `docker ps -a --filter label=appcoup.app` and `appcoup clean --runtime docker`")
+
+
+def _engine_errors(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorator: any failure to talk to the engine becomes an :class:`AppcoupError` naming ``what``.
+
+    The SDK lets connection errors of ``requests``/``urllib3`` through untouched; a learner must
+    see "the Docker engine is gone", not a urllib3 traceback.
+    """
+    import functools
+
+    def deco(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except AppcoupError:
+                raise
+            except Exception as e:  # noqa: BLE001 - converted below, or re-raised as it was
+                import docker.errors
+                import requests.exceptions
+
+                if isinstance(e, (docker.errors.DockerException, requests.exceptions.RequestException, OSError)) \
+                        or type(e).__module__.startswith("urllib3"):
+                    raise _sdk_error(what, e) from e
+                raise
+
+        return wrapped
+
+    return deco
 
 
 def _port_holder(client: Any, port: int) -> str | None:
@@ -242,6 +360,7 @@ class DockerApp(App):
                 return f"http://{_host_address()}:0"
         return f"http://{_host_address()}:{self._port}"
 
+    @_engine_errors("Cannot read the status of the app's containers")
     def status(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         by_name = {ctr.labels.get("appcoup.container"): ctr for ctr in self._owned()}
@@ -264,6 +383,7 @@ class DockerApp(App):
             }
         return out
 
+    @_engine_errors("Cannot list the processes of the app's containers")
     def processes(self) -> Table:
         """What runs in each container, with PIDs as the container sees them (its own PID 1).
 
@@ -297,6 +417,7 @@ class DockerApp(App):
                                  "command": p[ix.get("CMD", ix.get("COMMAND", len(p) - 1))] + "  (host pid)"})
         return Table(rows, ["container", "pid", "ppid", "command"])
 
+    @_engine_errors("Cannot run a command in a container")
     def exec(self, container: str, *argv: str) -> str:
         """``docker exec``: run ``argv`` in ``container`` and return what it printed."""
         import docker.errors
@@ -311,6 +432,7 @@ class DockerApp(App):
                                why=out.strip()[-500:])
         return out
 
+    @_engine_errors("Cannot crash a container")
     def _kill(self, container: str, program: str) -> None:
         import docker.errors
 
@@ -357,23 +479,42 @@ class DockerApp(App):
         import signal as _signal
 
         ctr.reload()
-        pid = int(ctr.attrs.get("State", {}).get("Pid") or 0)
+        state = ctr.attrs.get("State", {})
+        pid = int(state.get("Pid") or 0)
         if not pid:
             raise NotFound(f"Container {ctr.name!r} is not running, so there is nothing to kill.",
                            fix="look at app.status()")
-        if _host_address() == "127.0.0.1":
+        if _engine_on_this_host() and hasattr(os, "pidfd_open"):
+            # A pidfd pins the process: once it is checked, the signal cannot reach a reused pid.
             try:
-                os.kill(pid, _signal.SIGKILL)
-                return f"SIGKILL to its main process (host pid {pid})"
-            except (PermissionError, ProcessLookupError):
-                pass
+                fd = os.pidfd_open(pid)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    if _pid_is_container(pid, ctr.id, state.get("StartedAt", "")):
+                        _signal.pidfd_send_signal(fd, _signal.SIGKILL)
+                        return f"SIGKILL to its main process (host pid {pid})"
+                except OSError:
+                    pass  # not permitted (a user in the docker group): the helper does it
+                finally:
+                    os.close(fd)
         from .. import images
 
-        self.client.containers.run(images.ensure(["pause"])["pause"], ["kill", "-9", str(pid)], pid_mode="host",
-                                   remove=True, labels=_labels(self.name, self.scenario.name,
-                                                               **{"appcoup.container": "killer"}))
+        # The helper sees the engine's own PID namespace (in a VM for Docker Desktop or Colima)
+        # and checks there that the pid is this container's before signalling it.
+        out = self.client.containers.run(
+            images.ensure(["pause"])["pause"], ["sh", "-c", _KILL_IF_OURS], pid_mode="host", remove=True,
+            environment={"PID": str(pid), "ID": ctr.id},
+            labels=_labels(self.name, self.scenario.name, **{"appcoup.container": "killer"}))
+        if b"killed" not in (out or b""):
+            raise AppcoupError(f"Could not crash container {ctr.name!r}: pid {pid} is not its process any more.",
+                               why="the engine reported a main process that no longer runs in that container "
+                                   "(it just restarted or stopped); nothing was signalled",
+                               fix="look at app.status(), then try again")
         return f"SIGKILL to its main process (pid {pid} on the engine's host)"
 
+    @_engine_errors("Cannot read Docker's events")
     def events(self) -> list[Event]:
         """What Docker did to this app's containers since it started (Docker's events API)."""
         import docker.errors
@@ -408,6 +549,7 @@ class DockerApp(App):
         out.extend(self._recorded())
         return sorted(out, key=lambda e: e.time)
 
+    @_engine_errors("Cannot read a container's logs")
     def logs(self, container: str) -> str:
         import docker.errors
 
@@ -416,6 +558,7 @@ class DockerApp(App):
         except docker.errors.DockerException as e:
             raise _sdk_error(f"Cannot read the logs of {container!r}", e) from e
 
+    @_engine_errors("Cannot remove the app's containers, networks and volumes")
     def _teardown(self) -> None:
         _remove_app(self.client, self.name)
 
@@ -424,6 +567,7 @@ class DockerApp(App):
         """The ``docker.models.containers.Container`` behind a scenario container (advanced use)."""
         return self._ctr(container)
 
+    @_engine_errors("Cannot stop a container")
     def stop(self, container: str, timeout: int = STOP_GRACE) -> float:
         """``docker stop`` one container; returns the seconds it took (SIGTERM, then SIGKILL)."""
         import docker.errors
@@ -436,6 +580,7 @@ class DockerApp(App):
             raise _sdk_error(f"Cannot stop {container!r}", e) from e
         return time.monotonic() - t0
 
+    @_engine_errors("Cannot recreate a container")
     def replace(self, container: str, image: str) -> None:
         """Recreate one container from another image, with the same settings (a redeploy)."""
         import docker.errors
@@ -501,18 +646,27 @@ def _recreate_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
         for k, v in host["PortBindings"].items():
             hp = next((b["HostPort"] for b in (bound.get(k) or []) if b.get("HostPort")), None) or (
                 v[0].get("HostPort") if v else None)
-            kw["ports"][k] = int(hp) if hp else None
+            ip = (v[0].get("HostIp") if v else "") or ""
+            kw["ports"][k] = ((ip, int(hp)) if ip else int(hp)) if hp else None
     return kw
 
 
-def _remove_app(client: Any, name: str | None) -> list[str]:
-    """Remove the containers, networks and volumes of app ``name`` (every appcoup app if None)."""
+def _remove_app(client: Any, name: str | None, *, learner_only: str | None = None) -> list[str]:
+    """Remove the containers, networks and volumes of app ``name``; with no name, every appcoup
+    app of learner ``learner_only`` (of every learner when None)."""
     import docker.errors
 
-    flt = {"label": f"{APP_LABEL}={name}"} if name else {"label": f"{LABEL}={LABEL_VALUE}"}
+    if name:
+        flt: dict[str, Any] = {"label": f"{APP_LABEL}={name}"}
+    elif learner_only:
+        flt = {"label": [f"{LABEL}={LABEL_VALUE}", f"{LEARNER_LABEL}={learner_only}"]}
+    else:
+        flt = {"label": f"{LABEL}={LABEL_VALUE}"}
+    apps: set[str] = {name} if name else set()
     removed: list[str] = []
     errors: list[str] = []
     def remove(ctr: Any) -> None:
+        apps.add(ctr.labels.get(APP_LABEL, ""))
         try:
             ctr.remove(force=True, v=True)
             removed.append(f"container {ctr.name}")
@@ -528,6 +682,7 @@ def _remove_app(client: Any, name: str | None) -> list[str]:
         if batch:
             _in_parallel([lambda c=c: remove(c) for c in batch])
     for net in client.networks.list(filters=flt):
+        apps.add((net.attrs.get("Labels") or {}).get(APP_LABEL, ""))
         try:
             net.remove()
             removed.append(f"network {net.name}")
@@ -536,6 +691,7 @@ def _remove_app(client: Any, name: str | None) -> list[str]:
         except docker.errors.DockerException as e:
             errors.append(f"network {net.name}: {e}")
     for vol in client.volumes.list(filters=flt):
+        apps.add((vol.attrs.get("Labels") or {}).get(APP_LABEL, ""))
         for attempt in range(20):  # a just-removed container may hold the volume for a moment
             try:
                 vol.remove(force=True)
@@ -548,7 +704,14 @@ def _remove_app(client: Any, name: str | None) -> list[str]:
                     errors.append(f"volume {vol.name}: {e}")
                 time.sleep(0.1)
     root = _root(create=False)
-    for d in ([root / name] if name else (sorted(root.iterdir()) if root.is_dir() else [])):
+    dirs = sorted(root.iterdir()) if root.is_dir() else []
+    # A directory goes with its app, or when no app of that name is left on the engine at all
+    # (a host dir left by a killed kernel); a learner's clean only looks at their own names.
+    mine = f"{PREFIX}{learner_only}-" if learner_only else ""
+    for d in dirs:
+        if d.name not in apps and not (d.name.startswith(mine) and not name and not client.containers.list(
+                all=True, filters={"label": f"{APP_LABEL}={d.name}"})):
+            continue
         if d.exists():
             shutil.rmtree(d, ignore_errors=True)
             removed.append(f"directory {d}")
@@ -619,7 +782,8 @@ class DockerRuntime(Runtime):
         return Availability("docker", True, f"Docker Engine {version.get('Version', '?')} at {where}")
 
     # -- up --------------------------------------------------------------------------------------
-    def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None) -> App:
+    def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None,
+            address: str = "127.0.0.1") -> App:
         import docker.errors
         import requests.exceptions
 
@@ -651,6 +815,7 @@ class DockerRuntime(Runtime):
             port = _free_port(client)
         sup = "init" if any(c.image == "combined-init" for c in scenario.containers) else "naive"
         started = time.time()
+        address = check_address(address)
         meta = {"appcoup.interval": f"{interval:g}", "appcoup.port": str(port), "appcoup.supervisor": sup,
                 "appcoup.started": f"{started:.3f}"}
         app = DockerApp(self, scenario, name, interval=interval, client=client, started=started, port=port)
@@ -675,7 +840,8 @@ class DockerRuntime(Runtime):
 
             def start_unit(unit: Unit) -> list[str]:
                 done: list[str] = []
-                ports = {f"{entry.port}/tcp": port} if unit.name == entry_unit else None
+                # `-p 127.0.0.1:PORT:8000`: reachable from this machine only, unless asked otherwise.
+                ports = {f"{entry.port}/tcp": (address, port)} if unit.name == entry_unit else None
                 aliases = [s.name for s in scenario.services if s.unit == unit.name] + [unit.name]
                 netkw: dict[str, Any] = {}
                 if network:
@@ -743,6 +909,7 @@ class DockerRuntime(Runtime):
         return _in_parallel([lambda m=m: run(*m) for m in members])
 
     # -- other processes' apps -------------------------------------------------------------------
+    @_engine_errors("Cannot find the app on Docker")
     def attach(self, scenario: str, name: str | None = None) -> App:
         import docker.errors
 
@@ -761,11 +928,14 @@ class DockerRuntime(Runtime):
         return DockerApp(self, sc, name, interval=float(lab.get("appcoup.interval", "2")), client=self.client,
                          started=float(lab.get("appcoup.started", time.time())))
 
+    @_engine_errors("Cannot list what runs on Docker")
     def running(self) -> list[dict[str, Any]]:
+        """This learner's apps (a classroom shares one engine: each sees their own)."""
         import docker.errors
 
         try:
-            ctrs = self.client.containers.list(filters={"label": f"{LABEL}={LABEL_VALUE}"})
+            ctrs = self.client.containers.list(filters={"label": [f"{LABEL}={LABEL_VALUE}",
+                                                                  f"{LEARNER_LABEL}={learner()}"]})
         except docker.errors.DockerException as e:
             raise _sdk_error("Cannot list containers", e) from e
         apps: dict[str, dict[str, Any]] = {}
@@ -782,8 +952,10 @@ class DockerRuntime(Runtime):
         return list(apps.values())
 
     @classmethod
-    def clean(cls) -> list[str]:
-        return _remove_app(connect(), None)
+    @_engine_errors("Cannot clean up on Docker")
+    def clean(cls, *, all_learners: bool = False) -> list[str]:
+        """Remove this learner's containers, networks and volumes (everyone's with ``all_learners``)."""
+        return _remove_app(connect(), None, learner_only=None if all_learners else learner())
 
 
 def _cli(verb: str, name: str, image: str, *, ports: Any = None, env: dict | None = None,
@@ -798,7 +970,8 @@ def _cli(verb: str, name: str, image: str, *, ports: Any = None, env: dict | Non
     for a in aliases or []:
         parts += ["--network-alias", a]
     for k, v in (ports or {}).items():
-        parts += ["-p", f"{v or ''}:{k.split('/')[0]}".lstrip(":") if v else k.split("/")[0]]
+        ip, hp = v if isinstance(v, tuple) else ("", v)
+        parts += ["-p", ":".join(str(x) for x in (ip, hp or "", k.split("/")[0]) if x != "") if hp else k.split("/")[0]]
     for src, m in (volumes or {}).items():
         parts += ["-v", f"{src}:{m['bind']}"]
     for k, v in (env or {}).items():

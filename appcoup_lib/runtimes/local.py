@@ -27,9 +27,22 @@ from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse
 from ..paths import images_dir, state_dir
 from ..scenarios import Container, Scenario
 from ..scenarios import scenario as get_scenario
-from .base import PREFIX, App, check_name, default_name, Availability, Event, Runtime, Table, register
+from .base import (
+    PREFIX,
+    App,
+    Availability,
+    Event,
+    Runtime,
+    Table,
+    check_address,
+    check_name,
+    default_name,
+    learner,
+    register,
+)
 
 ENV_MARK = "APPCOUP_APP"  # set on supervisord and every program: how clean() finds strays
+ENV_LEARNER = "APPCOUP_LEARNER_MARK"  # whose program it is: a learner's clean() stops only theirs
 STOP_GRACE = 10  # seconds, like `docker stop` and a pod's terminationGracePeriodSeconds
 _LOG_LINE = re.compile(
     r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ "
@@ -73,16 +86,33 @@ def _port_holder(port: int) -> str:
     return "another program (run `ss -ltnp` to see which)"
 
 
-def _check_port(port: int) -> int:
+def _check_port(port: int, address: str = "127.0.0.1") -> int:
     """Return a free port: ``port`` itself if free (else :class:`PortInUse`), any if 0."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         # As http.server does: connections in TIME_WAIT must not count as "in use".
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("", port))
+            s.bind((address, port))
         except OSError:
             raise PortInUse(port, _port_holder(port)) from None
         return s.getsockname()[1]
+
+
+def _sock_path(home: Path) -> Path:
+    """supervisord's control socket: in the app's state directory when the path is short enough.
+
+    A unix socket path holds at most 107 bytes; a deep home directory exceeds that, and then
+    supervisord cannot start. Such a socket goes to a short per-user directory instead.
+    """
+    sock = home / "supervisor.sock"
+    if len(os.fsencode(str(sock))) < 100:
+        return sock
+    import hashlib
+    import tempfile
+
+    short = Path(tempfile.gettempdir()) / f"appcoup-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / (hashlib.sha256(str(home).encode()).hexdigest()[:16] + ".sock")
 
 
 def _rpc(sock: Path) -> Any:
@@ -105,8 +135,77 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _strays(name: str | None = None, *, under: Path | None = None) -> list[Any]:
-    """Processes carrying our mark: of app ``name`` (or any app), with state ``under`` a directory."""
+def _create_time(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), None when there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def _ours(meta: dict[str, Any]) -> bool:
+    """Whether the supervisord recorded in ``meta`` is still that very process.
+
+    A pid alone is not proof: after a reboot, or once the pid is reused, the same number names
+    someone else's process. The start time recorded at launch must match too.
+    """
+    pid = meta.get("supervisord")
+    created = meta.get("supervisord_created")
+    if not isinstance(pid, int) or pid <= 0 or not isinstance(created, (int, float)) or not _pid_alive(pid):
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        # Start times are in clock ticks (1/100 s): the same process always gives the same one.
+        return abs(proc.create_time() - created) < 0.02 and "appcoup_lib._supervisord" in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return False
+
+
+def _under(home: str, root: Path) -> bool:
+    """Whether the state directory ``home`` (a program's APPCOUP_HOME) lies inside ``root``."""
+    root_s = str(root).rstrip("/")
+    return home == root_s or home.startswith(root_s + "/")
+
+
+def _read_meta(home: Path) -> dict[str, Any] | None:
+    """The ``app.json`` of an app's state directory (None when missing or unreadable)."""
+    try:
+        meta = json.loads((home / "app.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _is_supervisord(p: Any, name: str | None, under: Path | None, learner_only: str | None = None) -> bool:
+    """A supervisord forked for an app, found by where it works: the app's state directory.
+
+    It has the launcher's command line (a fork) and carries our mark only in its memory; its
+    working directory is what tells it from the launcher (which stays where it was started).
+    """
+    try:
+        if "appcoup_lib._supervisord" not in " ".join(p.cmdline()):
+            return False
+        cwd = Path(p.cwd())
+    except Exception:  # noqa: BLE001 - gone, or not ours to read
+        return False
+    if not (cwd / "supervisord.conf").exists() or cwd.parent.name != "local":
+        return False
+    if name is not None and cwd.name != name:
+        return False
+    if learner_only is not None:
+        meta = _read_meta(cwd)
+        if meta is None or meta.get("learner") != learner_only:
+            return False
+    return under is None or _under(str(cwd), under)
+
+
+def _strays(name: str | None = None, *, under: Path | None = None, learner_only: str | None = None) -> list[Any]:
+    """Processes carrying our mark: of app ``name`` (or any app), with state ``under`` a directory,
+    started by learner ``learner_only`` (when given)."""
     import psutil
 
     found: dict[int, Any] = {}
@@ -114,9 +213,15 @@ def _strays(name: str | None = None, *, under: Path | None = None) -> list[Any]:
         try:
             env = p.environ()
             mark = env.get(ENV_MARK)
+            if not mark and _is_supervisord(p, name, under, learner_only):
+                # Forked a moment ago, before it started any program (an up interrupted then).
+                found[p.pid] = p
+                continue
             if not mark or (name is not None and mark != name) or p.pid == os.getpid():
                 continue
-            if under is not None and not env.get("APPCOUP_HOME", "").startswith(str(under)):
+            if under is not None and not _under(env.get("APPCOUP_HOME", ""), under):
+                continue
+            if learner_only is not None and env.get(ENV_LEARNER, learner_only) != learner_only:
                 continue
             # A forked supervisord carries the mark only in its memory, not in /proc: find it as
             # the parent of its programs, and list it first so it cannot restart them.
@@ -172,17 +277,31 @@ def _warm_up() -> None:
         )
 
 
-def _launch(name: str, conf: Path) -> int:
-    """Fork a supervisord for app ``name`` from the launcher; return its pid."""
+def _launch(name: str, conf: Path) -> tuple[int, float]:
+    """Fork a supervisord for app ``name`` from the launcher; return its pid and start time."""
+    global _launcher
     _warm_up()
     assert _launcher is not None and _launcher.stdin is not None and _launcher.stdout is not None
-    _launcher.stdin.write(f"{name}\t{conf}\n")
-    _launcher.stdin.flush()
-    line = _launcher.stdout.readline()
-    if not line.strip():
+    try:
+        _launcher.stdin.write(f"{name}\t{conf}\n")
+        _launcher.stdin.flush()
+        line = _launcher.stdout.readline()
+    except (BrokenPipeError, OSError):
+        line = ""
+    except BaseException:
+        # Interrupted (Ctrl-C) between asking and reading the answer: the next answer would be
+        # out of step, so this launcher goes (the next up starts another).
+        _launcher.kill()
+        _launcher = None
+        raise
+    created = _create_time(int(line)) if line.strip().isdigit() else None
+    if created is None:
+        err = conf.parent / "supervisord.err"
+        detail = err.read_text(errors="replace").strip()[-300:] if err.exists() else ""
         raise AppcoupError("Could not start supervisord for the local runtime.",
-                           why="its launcher process exited", fix="run `appcoup clean`, then try again")
-    return int(line)
+                           why=f"its launcher process exited, or supervisord died at once {detail}".strip(),
+                           fix="run `appcoup clean`, then try again")
+    return int(line), created
 
 
 class LocalApp(App):
@@ -204,7 +323,7 @@ class LocalApp(App):
         return dict(self.meta.get("names", {}))
 
     def _server(self) -> Any:
-        return _rpc(self.home / "supervisor.sock")
+        return _rpc(_sock_path(self.home))
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         error: Exception | None = None
@@ -213,7 +332,7 @@ class LocalApp(App):
                 return {i["name"]: i for i in self._server().supervisor.getAllProcessInfo()}
             except (OSError, xmlrpc.client.Error) as e:
                 error = e
-                if not _pid_alive(self.meta.get("supervisord", 0)):
+                if not _ours(self.meta):
                     break
                 time.sleep(0.02)
         err = (self.home / "supervisord.err")
@@ -321,15 +440,17 @@ class LocalApp(App):
         return path.read_text(errors="replace")
 
     def _teardown(self) -> None:
-        pid = self.meta.get("supervisord")
-        # A signal wakes supervisord at once; an RPC shutdown waits for its next poll.
-        if pid and _pid_alive(pid):
+        # Only our own supervisord gets a signal: a pid whose start time differs is someone else's.
+        if _ours(self.meta):
+            pid = self.meta["supervisord"]
+            # A signal wakes supervisord at once; an RPC shutdown waits for its next poll.
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE + 5
-        while pid and _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        # Whatever escaped its process group (an orphan of a naive supervisor) goes too.
-        _kill_all(_strays(self.name))
+            deadline = time.monotonic() + STOP_GRACE + 5
+            while _ours(self.meta) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        # Whatever escaped its process group (an orphan of a naive supervisor) goes too: only
+        # processes of this app in this state directory.
+        _kill_all(_strays(self.name, under=self.home))
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -368,23 +489,38 @@ class LocalRuntime(Runtime):
         return [str(files[c.image]) if a.startswith("/app/") else a for a in argv]
 
     def _up(self, scenario: Scenario, name: str, *, interval: float, port: int,
-            progress: bool | None) -> App:
+            progress: bool | None, address: str = "127.0.0.1") -> App:
+        address = check_address(address)
         home = _root() / name
-        if (home / "app.json").exists():
-            old = json.loads((home / "app.json").read_text())
-            if _pid_alive(old.get("supervisord", 0)):
-                raise AlreadyUp(f"The app {name!r} already runs on the local runtime ({old.get('url')}).",
-                                fix=f"use it, or stop it first: app.down() or `appcoup down {scenario.name}`")
-            shutil.rmtree(home, ignore_errors=True)  # left by a killed kernel
-        port = _check_port(port)
+        old = _read_meta(home)
+        if old is not None and _ours(old):
+            how = f"appcoup down {scenario.name}" + ("" if name == default_name(scenario.name) else f" --name {name}")
+            raise AlreadyUp(f"The app {name!r} already runs on the local runtime ({old.get('url')}).",
+                            fix=f"use it, or stop it first: app.down() or `{how}`")
+        if home.exists():  # left by a killed kernel (or from before a reboot): its processes, its files
+            _kill_all(_strays(name, under=home))
+            shutil.rmtree(home, ignore_errors=True)
+        port = _check_port(port, address)
         names = {s.name: f"127.0.0.1:{_check_port(0)}" for s in scenario.services}
+        meta: dict[str, Any] = {}
+        try:
+            return self._start(scenario, name, home, meta, interval=interval, port=port, names=names,
+                               address=address)
+        except BaseException:
+            # Ctrl-C or a failure half-way through: nothing of this app may stay behind.
+            LocalApp(self, scenario, name, interval=interval, home=home, meta=meta)._teardown()
+            raise
+
+    def _start(self, scenario: Scenario, name: str, home: Path, meta: dict[str, Any], *, interval: float,
+               port: int, names: dict[str, str], address: str) -> App:
+        """Write supervisord's configuration and launch it; ``meta`` is filled as soon as it runs."""
         (home / "logs").mkdir(parents=True, exist_ok=True)
         for vol in scenario.volumes:
             (home / "volumes" / vol).mkdir(parents=True, exist_ok=True)
 
         entry_container = scenario.entry[1]
         sections = [
-            "[unix_http_server]", f"file={home / 'supervisor.sock'}", "",
+            "[unix_http_server]", f"file={_sock_path(home)}", "",
             "[supervisord]", f"logfile={home / 'supervisord.log'}", f"pidfile={home / 'supervisord.pid'}",
             "loglevel=info", "nodaemon=true", "silent=true", "",
             "[rpcinterface:supervisor]",
@@ -393,11 +529,13 @@ class LocalRuntime(Runtime):
         for unit in scenario.units:
             for c in unit.containers:
                 env = {"INTERVAL": f"{interval:g}", "ECHO_QUIET": "1", "APPCOUP_CONTAINER": c.name,
-                       "APPCOUP_HOME": str(home),
+                       "APPCOUP_HOME": str(home), ENV_LEARNER: learner(),
                        "PYTHONUNBUFFERED": "1", "PYTHON": sys.executable,
                        "GENERATOR": str(images_dir() / "generator" / "generator.sh"),
                        "ECHO": str(images_dir() / "echo" / "echo.py")}
                 if c.port is not None:
+                    # Only the entry port may listen beyond this machine, and only when asked.
+                    env["BIND_ADDRESS"] = address if c.name == entry_container else "127.0.0.1"
                     env["PORT"] = str(port if c.name == entry_container else names[self._service_for(scenario, c)].split(":")[1])
                 if c.source:
                     env["SOURCE_URL"] = f"http://{names[c.source]}/data"
@@ -418,10 +556,12 @@ class LocalRuntime(Runtime):
                     "stdout_logfile_maxbytes=0", "",
                 ]
         (home / "supervisord.conf").write_text("\n".join(sections))
-        pid = _launch(name, home / "supervisord.conf")
-        meta = {"name": name, "scenario": scenario.name, "port": port, "url": f"http://127.0.0.1:{port}",
-                "interval": interval, "names": names, "supervisord": pid,
-                "images": sorted({c.image for c in scenario.containers}), "started": time.time()}
+        pid, created = _launch(name, home / "supervisord.conf")
+        host = "127.0.0.1" if address in ("0.0.0.0", "127.0.0.1") else address
+        meta.update({"name": name, "scenario": scenario.name, "port": port, "url": f"http://{host}:{port}",
+                     "address": address, "interval": interval, "names": names, "supervisord": pid,
+                     "supervisord_created": created, "learner": learner(),
+                     "images": sorted({c.image for c in scenario.containers}), "started": time.time()})
         (home / "app.json").write_text(json.dumps(meta, indent=1))
         app = LocalApp(self, scenario, name, interval=interval, home=home, meta=meta)
         app._record("app", "up", f"{scenario.name} at {meta['url']}")
@@ -438,35 +578,55 @@ class LocalRuntime(Runtime):
         sc = get_scenario(scenario)
         name = check_name(name) if name else default_name(sc.name)
         home = _root() / name
-        try:
-            meta = json.loads((home / "app.json").read_text())
-        except FileNotFoundError:
-            raise NotFound(f"No app {name!r} runs on the local runtime.",
-                           fix=f"start it: `appcoup up {sc.name}`") from None
+        meta = _read_meta(home)
+        if meta is None or meta.get("scenario") != sc.name:
+            raise NotFound(f"No app {name!r} runs {sc.name!r} on the local runtime.",
+                           fix=f"start it: `appcoup up {sc.name}" + ("" if name == default_name(sc.name)
+                                                                     else f" --name {name}") + "`")
+        if not _ours(meta):
+            # Its supervisord is gone (killed, or from before a reboot): a pid alone proves nothing.
+            raise NotFound(f"The app {name!r} ({sc.name}) is not running any more on the local runtime.",
+                           why="its supervisord has exited (a killed kernel, a crash or a reboot)",
+                           fix="run `appcoup clean` to remove what is left, then start it again")
         if meta["scenario"] == "single-image":
             sc = sc.with_supervisor("init" if "combined-init" in meta.get("images", []) else "naive")
         return LocalApp(self, sc, name, interval=meta["interval"], home=home, meta=meta)
 
     def running(self) -> list[dict[str, Any]]:
+        """This learner's apps whose supervisord is alive (and is still the one that was started)."""
         out = []
-        for meta_path in sorted(_root().glob("*/app.json")):
-            meta = json.loads(meta_path.read_text())
-            if _pid_alive(meta.get("supervisord", 0)):
-                out.append({"runtime": "local", "name": meta["name"], "scenario": meta["scenario"],
-                            "url": meta["url"]})
+        me = learner()
+        for home in sorted(_root().iterdir()):
+            meta = _read_meta(home)
+            if meta is None or meta.get("learner", me) != me or not _ours(meta):
+                continue
+            out.append({"runtime": "local", "name": meta["name"], "scenario": meta["scenario"],
+                        "url": meta["url"]})
         return out
 
     @classmethod
-    def clean(cls) -> list[str]:
+    def clean(cls, *, all_learners: bool = False) -> list[str]:
+        """Stop this learner's apps of this state directory (every learner's with ``all_learners``).
+
+        Only processes whose state lies in this state directory are touched: another state
+        directory (another user, another test session) is someone else's.
+        """
         removed = []
-        strays = _strays()
+        root = _root()
+        me = None if all_learners else learner()
+        strays = _strays(under=root, learner_only=me)
         for p in strays:
             try:
                 removed.append(f"process {p.pid} ({' '.join(p.cmdline())[:60]})")
             except Exception:  # noqa: BLE001 - it may be gone already
                 removed.append(f"process {p.pid}")
         _kill_all(strays)
-        for home in sorted(_root().iterdir()):
+        for home in sorted(root.iterdir()):
+            meta = _read_meta(home)
+            if me is not None and meta is not None and meta.get("learner", me) != me:
+                continue  # another learner's app
+            if me is not None and meta is None and _strays(under=home):
+                continue  # no record of whose it is, and it runs: leave it to `clean --all`
             shutil.rmtree(home, ignore_errors=True)
             removed.append(f"state {home}")
         return removed

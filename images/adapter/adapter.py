@@ -14,6 +14,9 @@ import signal
 import threading
 
 PORT = int(os.environ.get("PORT", "8080"))
+# The local runtime binds 127.0.0.1 (this machine only); in a container, every interface of the
+# container ("" ), which only the published port (127.0.0.1 by default) makes reachable.
+BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "")
 DATA_FILE = os.environ.get("DATA_FILE", "data")
 
 
@@ -47,7 +50,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    server = http.server.ThreadingHTTPServer(("", PORT), Handler)
+    server = http.server.ThreadingHTTPServer((BIND_ADDRESS, PORT), Handler)
     server.daemon_threads = True
 
     def stop(signum: int, _frame: object) -> None:

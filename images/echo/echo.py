@@ -17,6 +17,9 @@ import sys
 import threading
 
 PORT = int(os.environ.get("PORT", "8000"))
+# The local runtime binds 127.0.0.1 (this machine only); in a container, every interface of the
+# container ("" ), which only the published port (127.0.0.1 by default) makes reachable.
+BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "")
 SOURCE_URL = os.environ.get("SOURCE_URL", "")
 if SOURCE_URL:  # only remote mode needs an HTTP client: file mode starts faster without one
     import urllib.error
@@ -51,7 +54,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 
 def main() -> None:
-    server = http.server.ThreadingHTTPServer(("", PORT), Handler)
+    server = http.server.ThreadingHTTPServer((BIND_ADDRESS, PORT), Handler)
     server.daemon_threads = True
 
     def stop(signum: int, _frame: object) -> None:

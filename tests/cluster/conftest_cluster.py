@@ -3,7 +3,7 @@
 Fixtures:
   ``k8s_cluster`` (session): a :class:`Cluster`. Uses the cluster named by ``KUBECONFIG`` when it answers
   ``kubectl get --raw /readyz``, else ours at /var/lib/appcoup-cluster/admin.kubeconfig when it answers;
-  otherwise runs ``tests/cluster/up``, uses the kubeconfig printed on its last stdout line, and runs
+  otherwise, only when ``APPCOUP_TEST_CLUSTER_UP=1`` (opt-in: .ci/run sets it), runs ``tests/cluster/up``, uses the kubeconfig printed on its last stdout line, and runs
   ``tests/cluster/down`` at the end (unless ``APPCOUP_CLUSTER_KEEP=1``). A cluster that was already
   running is never torn down. The cluster's ``kubectl`` is put on ``PATH`` and ``KUBECONFIG`` is set for
   the session.
@@ -15,8 +15,9 @@ Import from tests/conftest.py with
   ``from cluster.conftest_cluster import k8s_cluster, k8s_cluster_b, k8s_namespace  # noqa: F401``
 (tests/ is on sys.path under pytest's default rootdir-based import mode).
 
-If ``up`` fails, the fixture fails (with up's stderr tail). It skips only when the machine cannot run
-the cluster at all (not root, or no containerd/runc installed) and ``APPCOUP_REQUIRE`` names none of
+Without a running cluster and without ``APPCOUP_TEST_CLUSTER_UP=1`` the fixture skips, saying so (it fails
+when ``APPCOUP_REQUIRE`` names the cluster). If ``up`` fails, the fixture fails (with up's stderr tail).
+It skips only when the machine cannot run the cluster at all (not root, or no containerd/runc installed) and ``APPCOUP_REQUIRE`` names none of
 ``cluster``, ``kubernetes``, ``k8s`` (nor is ``APPCOUP_CLUSTER_REQUIRED=1``). Note: ``up`` installs the
 Debian packages it lacks (``tests/cluster/install-deps``) unless ``APPCOUP_CLUSTER_NO_APT=1``.
 """
@@ -186,6 +187,15 @@ def _start(name: str = "") -> Cluster:
         if kc and kubectl and os.path.exists(kc.split(os.pathsep)[0]) and _answers(kubectl, kc):
             _clusters[name] = Cluster(kubeconfig=kc, kubectl=kubectl, started_here=False, name=name)
             return _clusters[name]
+    if os.environ.get("APPCOUP_TEST_CLUSTER_UP") != "1":
+        # Building a cluster installs packages and starts daemons: never on a learner's machine
+        # unless asked (.ci/run asks).
+        msg = ("no test cluster answers (neither KUBECONFIG nor " + str(state / "admin.kubeconfig") + ") and "
+               "building one is opt-in: set APPCOUP_TEST_CLUSTER_UP=1 (root; installs packages, starts "
+               "containerd and the cluster's daemons), or start it with tests/cluster/up")
+        if _required():
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
     if os.geteuid() != 0 or not shutil.which("containerd") or not shutil.which("runc"):
         msg = "test Kubernetes cluster needs root, containerd and runc (see tests/cluster/README.md)"
         if _required():
