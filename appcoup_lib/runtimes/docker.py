@@ -617,8 +617,15 @@ def _in_parallel(calls: list[Callable[[], T]]) -> list[T]:
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException:
+        # Ctrl-C reaches only this thread: let the calls in flight end, so that what they create
+        # exists when the caller removes everything of the app (else it would appear just after).
+        for t in threads:
+            t.join()
+        raise
     if errors:
         raise errors[0]
     return results

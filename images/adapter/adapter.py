@@ -20,6 +20,19 @@ BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "")
 DATA_FILE = os.environ.get("DATA_FILE", "data")
 
 
+def _read_data() -> bytes | None:
+    """``DATA_FILE`` when it is a regular file inside the working directory (a symlink out is refused)."""
+    here = os.path.realpath(os.getcwd())
+    target = os.path.realpath(os.path.join(here, DATA_FILE))
+    if not (target.startswith(here + os.sep)) or not os.path.isfile(target):
+        return None
+    try:
+        with open(target, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path = self.path.split("?")[0]
@@ -29,20 +42,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ready = os.path.exists(DATA_FILE)
             self._send(200 if ready else 503, b"ready\n" if ready else b"no data file yet\n")
         elif path == "/data":
-            try:
-                with open(DATA_FILE, "rb") as f:
-                    self._send(200, f.read())
-            except FileNotFoundError:
+            body = _read_data()
+            if body is None:
                 self._send(404, b"no data file yet\n")
+            else:
+                self._send(200, body)
         else:
             self._send(404, b"try /data, /healthz or /readyz\n")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
 
     def _send(self, code: int, body: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("ECHO_QUIET") != "1":

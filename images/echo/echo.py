@@ -1,6 +1,7 @@
 """echo: serve the numbers the generator writes, over HTTP.
 
-File mode (default): serve the working directory, so ``GET /data`` returns the file ``data``.
+File mode (default): ``GET /data`` returns the file ``data`` of the working directory (and
+nothing else of it: no listing, no other file, no symlink leading out).
 Remote mode (``SOURCE_URL`` set): fetch the numbers from that URL (the adapter, found by a
 name) on every request and serve them at ``/data`` the same way.
 
@@ -10,6 +11,7 @@ container a process gets no default signal handlers, so we install one.
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import os
 import signal
@@ -26,27 +28,56 @@ if SOURCE_URL:  # only remote mode needs an HTTP client: file mode starts faster
     import urllib.request
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
+def _read_data() -> bytes | None:
+    """The file ``data`` of the working directory, if it is a regular file that stays inside it.
+
+    A symlink named ``data`` pointing elsewhere (``/etc/passwd``) is not served.
+    """
+    here = os.path.realpath(os.getcwd())
+    target = os.path.realpath(os.path.join(here, "data"))
+    if os.path.dirname(target) != here or not os.path.isfile(target):
+        return None
+    try:
+        with open(target, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """``/data`` and ``/healthz``, nothing else: no listing, no other file, no way out of the directory."""
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path == "/healthz":
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
             self._send(200, b"ok\n")
-        elif SOURCE_URL and self.path.split("?")[0] == "/data":
+        elif path != "/data":
+            self._send(404, b"echo serves /data (and /healthz) only\n")
+        elif SOURCE_URL:
             try:
                 with urllib.request.urlopen(SOURCE_URL, timeout=2) as r:
                     body = r.read()
-            except (urllib.error.URLError, OSError) as e:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 self._send(502, f"cannot reach {SOURCE_URL}: {e}\n".encode())
             else:
                 self._send(200, body)
         else:
-            super().do_GET()
+            body = _read_data()
+            if body is None:
+                self._send(404, b"no data yet\n")
+            else:
+                self._send(200, body)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
 
     def _send(self, code: int, body: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("ECHO_QUIET") != "1":
