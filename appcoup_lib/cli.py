@@ -119,6 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _unreachable() -> list[str]:
+    """Engines that are set up here but do not answer now (a stopped dockerd): what they may hide."""
+    from .runtimes import availability
+
+    av = availability("docker")
+    if av.ok or "not installed" in av.detail:
+        return []
+    if not os.environ.get("DOCKER_HOST") and "does not exist" in av.detail:
+        return []  # no Docker on this machine at all: nothing to say
+    return [f"docker: cannot tell what runs there: {av.detail}\n  What to do: {av.fix}"]
+
+
 def _up(args: argparse.Namespace) -> int:
     """`appcoup up`: start, wait until it serves, print the URL; Ctrl-C or a failure leaves nothing."""
     from .runtimes import runtime
@@ -151,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         return _up(args)
     elif args.cmd == "status":
         rows = running()
+        for gone in _unreachable():
+            print(gone)
         if not rows:
             print("appcoup runs nothing right now.")
         for row in rows:

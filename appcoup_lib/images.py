@@ -81,15 +81,18 @@ class BuiltImage:
 
 
 # -- the engine ----------------------------------------------------------------------------------
-_CLIENT: list[Any] = []  # one client per process: connecting costs a round trip
+_CLIENT: dict[str, Any] = {}  # one client per engine and process: connecting costs a round trip
 
 
 def _client() -> Any:
+    import os
+
     from .runtimes.docker import connect
 
-    if not _CLIENT:
-        _CLIENT.append(connect())
-    return _CLIENT[0]
+    where = os.environ.get("DOCKER_HOST", "")  # another engine (DOCKER_HOST changed): another client
+    if where not in _CLIENT:
+        _CLIENT[where] = connect()
+    return _CLIENT[where]
 
 
 def _exists(client: Any, ref: str) -> bool:
