@@ -31,3 +31,12 @@ def notebooks_dir() -> Path:
         if cand.is_dir():
             return cand
     raise FileNotFoundError("appcoup's notebooks/ directory is missing; run from a checkout of the course")
+
+
+def manifests_dir() -> Path:
+    """The Kubernetes ``manifests/`` tree: beside the package in a checkout, inside it in a wheel."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "manifests", here / "manifests"):
+        if (cand / "namespace.yaml").exists():
+            return cand
+    raise FileNotFoundError("appcoup's manifests/ directory is missing; reinstall appcoup (pip install -e .)")

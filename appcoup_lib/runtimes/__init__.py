@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from ..errors import RuntimeUnavailable, UnknownRuntime
 from .base import App, Availability, Event, Runtime, Table, registry
@@ -34,18 +35,21 @@ def availability(name: str) -> Availability:
         return Availability(name, False, e.what, e.fix)
 
 
-def runtime(name: str = "auto") -> Runtime:
+def runtime(name: str = "auto", **options: Any) -> Runtime:
     """The runtime ``name``; ``"auto"`` picks the best usable one (local at worst).
 
+    ``options`` go to the runtime's class, e.g. ``runtime("kubernetes", context="kind-a", peer="kind-b")``.
     A runtime that is not usable here raises :class:`RuntimeUnavailable` with the one step
     that would make it usable.
     """
     if name == "auto":
         for cand in AUTO_ORDER:
             if availability(cand).ok:
-                return runtime_class(cand)()
+                return runtime_class(cand)(**options) if cand == "kubernetes" else runtime_class(cand)()
         return runtime_class("local")()
     cls = runtime_class(name)
+    if options:
+        return cls(**options)  # its own context may answer where the default one does not
     av = cls.availability()
     if not av.ok:
         raise RuntimeUnavailable(f"The {name} runtime is not usable here: {av.detail}", fix=av.fix)

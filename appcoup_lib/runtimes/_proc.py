@@ -1,0 +1,40 @@
+"""Process listings and kills inside containers whose images have no ``ps`` or ``pkill`` (busybox, slim).
+
+Shared by the runtimes that exec into containers (docker, kubernetes): the scripts read ``/proc``
+with nothing but a POSIX shell, and leave out the shell that runs them.
+"""
+
+from __future__ import annotations
+
+# `ps`: "pid ppid command" per process, from /proc, leaving out this probe and its children.
+PS = (
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
+    '[ -r "$d/stat" ] || continue; s=$(cat "$d/stat" 2>/dev/null) || continue; s=${s##*) }; '
+    'set -- $s; [ "$2" = "$$" ] && continue; '
+    'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null); echo "$p $2 ${c:-[$p]}"; done'
+)
+
+# `pkill -9 -f /app/$SCRIPT`: prints the PIDs it killed. Prefix with SCRIPT=<file name>; ...
+PKILL = (
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
+    'case "$(tr "\\0" " " < "$d/cmdline" 2>/dev/null)" in *"/app/$SCRIPT"*) '
+    'kill -9 "$p" && echo "$p";; esac; done'
+)
+
+# The file each program runs from (what PKILL matches).
+SCRIPTS = {"echo": "echo.py", "generator": "generator.sh", "adapter": "adapter.py"}
+
+
+def parse_ps(output: str) -> list[tuple[int, int, str]]:
+    """(pid, ppid, command) rows of :data:`PS` output, by pid."""
+    rows = []
+    for ln in output.splitlines():
+        parts = ln.strip().split(" ", 2)
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            rows.append((int(parts[0]), int(parts[1]), (parts[2] if len(parts) > 2 else "").strip()))
+    return sorted(rows)
+
+
+def pkill(program: str) -> str:
+    """The shell command that SIGKILLs ``program`` (by its script's path) and prints the PIDs."""
+    return f"SCRIPT={SCRIPTS[program]}; {PKILL}"
