@@ -107,10 +107,13 @@ class Watcher:
         self.pods[name] = pod
         stamp = (lambda api: api_time(api) or now) if initial else (lambda api: now)
         if old is None:
-            replaced = [p for p, o in self.gone_pods.items()
-                        if (o["metadata"].get("labels") or {}).get(NAME_LABEL) == unit]
+            # A pod of the same unit that is gone or going: this one replaces it (a Deployment at work).
+            replaced = [p for p, o in [*self.gone_pods.items(), *self.pods.items()]
+                        if p != name and (o["metadata"].get("labels") or {}).get(NAME_LABEL) == unit
+                        and (p in self.gone_pods or o["metadata"].get("deletionTimestamp"))]
             self._add(stamp(pod["metadata"].get("creationTimestamp")), unit,
-                      "replaced" if replaced else "created", f"pod {name}")
+                      "replaced" if replaced else "created",
+                      f"pod {name}" + (f" replaces {replaced[-1]}" if replaced else ""))
         if _scheduled(pod) and not (old and _scheduled(old)):
             self._add(stamp(_condition_time(pod, "PodScheduled")), unit, "scheduled",
                       f"pod {name} on node {pod['spec'].get('nodeName', '?')}")
