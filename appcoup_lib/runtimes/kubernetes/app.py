@@ -40,11 +40,12 @@ class KubernetesApp(App):
     abilities = frozenset({"exec", "replace"})
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, parts: list[Part],
-                 started: float, port: int = 0) -> None:
+                 started: float, port: int = 0, address: str = "127.0.0.1") -> None:
         super().__init__(runtime, scenario, name, interval=interval)
         self.parts = parts
         self.started = started
         self._port = port
+        self._address = address
         self._watchers: dict[int, Watcher] = {}
         self._forward: PortForward | None = None
         self._lock = threading.Lock()
@@ -116,12 +117,13 @@ class KubernetesApp(App):
                         return None
 
                 self._forward = PortForward(part.conn, part.namespace, resolve, c.port or 8000,
-                                            self._port if port is None else port)
+                                            self._port if port is None else port, self._address)
             return self._forward
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.forward().port}"
+        fwd = self.forward()
+        return f"http://{'127.0.0.1' if fwd.address == '0.0.0.0' else fwd.address}:{fwd.port}"
 
     # -- status and timeline -------------------------------------------------------------------------
     def status(self) -> dict[str, dict[str, Any]]:

@@ -137,7 +137,8 @@ class KubernetesRuntime(Runtime):
         return Availability("kubernetes", True, detail + "; namespaces: can create")
 
     # -- up ----------------------------------------------------------------------------------------
-    def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None) -> App:
+    def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None,
+            address: str = "127.0.0.1") -> App:
         from ... import images
 
         conns = [self.conn] + ([self.peer_conn()] if scenario.name == "federation" else [])
@@ -158,7 +159,8 @@ class KubernetesRuntime(Runtime):
                                if translate.pod_spec(o) is not None})) for p in plans]
         # The manifests' pod labels name the units: both sides of federation, all of the others.
         parts = [Part(c, name, u) for c, u in zip(conns, units)]
-        app = KubernetesApp(self, scenario, name, interval=interval, parts=parts, started=started, port=port)
+        app = KubernetesApp(self, scenario, name, interval=interval, parts=parts, started=started, port=port,
+                            address=address)
         app.forward(port)  # the port first: a taken port fails before anything exists on the cluster
         created: list[Connection] = []
         nodes_a: list[dict[str, Any]] = []
