@@ -118,8 +118,8 @@ class KubernetesRuntime(Runtime):
         except ImportError:
             return Availability("kubernetes", False, "the Kubernetes client for Python is not installed", FIX_SDK)
         if kubeconfig_path() is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return Availability("kubernetes", False, "no cluster configured (no KUBECONFIG, no ~/.kube/config)",
-                                FIX_CLUSTER)
+            return Availability("kubernetes", False, "no cluster configured here: KUBECONFIG is not set and "
+                                "~/.kube/config does not exist", FIX_CLUSTER)
         try:
             conn = connect(retries=False)
             version = probe(conn)
