@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import NotSupported
+from .errors import InvalidInput, NotSupported
+from .measure import Poller
 from .paths import images_dir
 from .scenarios import scenario as get_scenario
 
@@ -61,39 +61,6 @@ def change_one_line(context: Path, program: str) -> Path:
     return path
 
 
-class _Poller:
-    """GET /data every 50 ms in the background; adds up the time it does not answer."""
-
-    def __init__(self, app: Any, period: float = 0.05) -> None:
-        self.app, self.period = app, period
-        self.dark = 0.0
-        self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        # Each failed poll counts until the next poll: the dark time is known to 50 ms.
-        failed_at: float | None = None
-        while True:
-            now = time.monotonic()
-            if failed_at is not None:
-                self.dark += now - failed_at
-            ok = self.app.answers()
-            failed_at = None if ok else now
-            self.failures += not ok
-            if self._stop.is_set():
-                break
-            self._stop.wait(self.period)
-
-    def __enter__(self) -> _Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _snapshot(app: Any) -> dict[str, tuple[str, int]]:
     out = {}
     for ctr in app._owned():
@@ -120,7 +87,8 @@ def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", pr
     rt = _docker(runtime)
     sc = get_scenario(scenario)
     if program not in _CHANGES:
-        raise ValueError(f"program must be one of {', '.join(_CHANGES)}, not {program!r}")
+        raise InvalidInput(f"{program!r} is not a program this lesson can change.",
+                           fix=f"use one of: {', '.join(_CHANGES)}")
     tmp = Path(tempfile.mkdtemp(prefix="appcoup-rebuild-"))
     new_tags: list[str] = []
     try:
@@ -133,7 +101,7 @@ def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", pr
             change_one_line(context, program)
             changed = sorted(n for n in used if images.tag_for(n, context=context) != old[n])
             before = _snapshot(app)
-            with _Poller(app) as poll:
+            with Poller(app, every=0.05) as poll:
                 t0 = time.monotonic()
                 built = images.build(changed, context=context, progress=progress)
                 rebuild = time.monotonic() - t0

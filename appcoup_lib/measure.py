@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NotReady
+from .errors import AppcoupError, NotReady
 from .runtimes.base import App
 
 
@@ -72,11 +73,94 @@ class Timeline(list):
 
 
 def sample(app: App) -> tuple[bool, int, int | None]:
+    """GET /data once: (answered, how many numbers, the newest)."""
     try:
         nums = app.data()
     except NotReady:
         return False, 0, None
     return True, len(nums), nums[-1] if nums else None
+
+
+class Poller:
+    """Samples GET /data of an app every ``every`` seconds: what :func:`watch`, :func:`recovery`
+    and the lessons use, so they all see an outage the same way.
+
+    In the foreground, :meth:`run` samples for a while (running actions on the way); as a context
+    manager it samples in a background thread while the block does something to the app::
+
+        with Poller(app, every=0.05) as poll:
+            app.replace("echo", new_image)
+        poll.timeline().seconds_without_data
+    """
+
+    def __init__(self, app: App, every: float = 0.1) -> None:
+        self.app, self.every = app, every
+        self.samples: list[Sample] = []
+        self.marks: list[tuple[float, str]] = []
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def now(self) -> float:
+        """Seconds since this poller began."""
+        return time.monotonic() - self._t0
+
+    def sample(self) -> Sample:
+        answered, count, last = sample(self.app)
+        s = Sample(self.now(), answered, count, last)
+        with self._lock:
+            self.samples.append(s)
+        return s
+
+    def mark(self, label: str) -> None:
+        """Note that something was done to the app now (a dashed line in the plot)."""
+        with self._lock:
+            self.marks.append((self.now(), label))
+
+    def run(self, seconds: float, actions: dict[float, tuple[str, Callable[[], Any]]] | None = None) -> Timeline:
+        """Sample for ``seconds``; run ``actions`` ({at: (label, fn)}) at their time."""
+        pending = sorted((actions or {}).items())
+        end = self.now() + seconds
+        while (now := self.now()) < end:
+            while pending and pending[0][0] <= now:
+                _, (label, fn) = pending.pop(0)
+                self.mark(label)
+                fn()
+            last = self.sample()
+            time.sleep(max(0.0, self.every - (self.now() - last.t)))
+        return self.timeline()
+
+    def timeline(self) -> Timeline:
+        with self._lock:
+            return Timeline(list(self.samples), list(self.marks))
+
+    @property
+    def dark(self) -> float:
+        """Seconds /data did not answer so far."""
+        return self.timeline().seconds_without_data
+
+    @property
+    def failures(self) -> int:
+        """How many samples did not answer."""
+        with self._lock:
+            return sum(not s.answered for s in self.samples)
+
+    def _background(self) -> None:
+        while not self._stop.is_set():
+            last = self.sample()
+            self._stop.wait(max(0.0, self.every - (self.now() - last.t)))
+        self.sample()  # one more, so an outage still going on at the end is counted up to now
+
+    def __enter__(self) -> Poller:
+        self._thread = threading.Thread(target=self._background, daemon=True, name="appcoup-poller")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def watch(app: App, seconds: float, *, every: float = 0.1,
@@ -86,30 +170,50 @@ def watch(app: App, seconds: float, *, every: float = 0.1,
     ``watch(app, 5, actions={1.0: ("kill echo", lambda: app.kill("echo"))})`` shows a crash and
     what follows it.
     """
-    pending = sorted((actions or {}).items())
-    samples: list[Sample] = []
-    marks: list[tuple[float, str]] = []
-    start = time.monotonic()
-    while (now := time.monotonic() - start) < seconds:
-        while pending and pending[0][0] <= now:
-            _, (label, fn) = pending.pop(0)
-            marks.append((time.monotonic() - start, label))
-            fn()
-        answered, count, last = sample(app)
-        samples.append(Sample(time.monotonic() - start, answered, count, last))
-        time.sleep(max(0.0, every - (time.monotonic() - start - samples[-1].t)))
-    return Timeline(samples, marks)
+    return Poller(app, every).run(seconds, actions)
 
 
-def recovery(app: App, program: str = "echo", *, timeout: float = 30) -> float | None:
-    """Kill ``program`` and return the seconds until /data answers again (None: it never did)."""
+def _restarts(app: App, container: str) -> int | None:
+    try:
+        return int(app.status().get(container, {}).get("restarts", 0))
+    except AppcoupError:
+        return None
+
+
+def recovery(app: App, program: str = "echo", *, timeout: float = 30, every: float = 0.02) -> float | None:
+    """Kill ``program`` and return the seconds until /data answers again (None: it never did).
+
+    The clock only counts once the outage is seen to begin: /data stops answering, or the
+    container's restart count moves (a restart quicker than one poll). Without that check a
+    poll that lands before the kill takes effect would report a recovery of a few milliseconds.
+    Raises :class:`NotReady` when no outage is seen at all within ``timeout``.
+    """
+    container = next((c.name for c in app.scenario.containers if program == c.name or program in c.programs), program)
+    before = _restarts(app, container)
+    poller = Poller(app, every)
     start = time.monotonic()
     app.kill(program)
-    time.sleep(0.01)
+    poller.mark(f"kill {program}")
+    began = False
+    polls = 0
     while time.monotonic() - start < timeout:
-        if app.answers():
+        if not poller.sample().answered:
+            began = True
+            break
+        polls += 1
+        # Reading the status costs more than a GET: look at the restart count every few polls.
+        if polls % 5 == 0 and before is not None and _restarts(app, container) not in (before, None):
+            began = True
+            break
+        time.sleep(every)
+    if not began:
+        raise NotReady(f"Killing {program!r} did not interrupt /data within {timeout:g} s.",
+                       why="no failed request and no restart was seen, so there is no recovery to time",
+                       fix="look at app.events(): did the kill reach the program?")
+    while time.monotonic() - start < timeout:
+        if poller.sample().answered:
             return time.monotonic() - start
-        time.sleep(0.02)
+        time.sleep(every)
     return None
 
 

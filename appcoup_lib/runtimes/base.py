@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import getpass
 import hashlib
+import http.client
 import inspect
 import math
 import os
@@ -282,8 +283,10 @@ class App(ABC):
         try:
             with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
                 return r.read().decode("utf-8", "replace")
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
+            # A connection cut mid-response (IncompleteRead, BadStatusLine, RemoteDisconnected,
+            # a reset) is a program dying while it answered: "not answering", like a refused one.
+            reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
             raise NotReady(f"{self.url}{path} does not answer ({reason}).",
                            why="echo is not serving right now (crashed, restarting or not started yet)",
                            fix="look at app.status() and app.events(), or app.logs('echo')") from None
