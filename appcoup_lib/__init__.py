@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from . import exercises, measure
+from . import exercises, loose, measure
 from .dashboard import dashboard
 from .doctor import clean, doctor, running
 from .errors import (
@@ -65,6 +65,7 @@ __all__ = [
     "dashboard",
     "doctor",
     "exercises",
+    "loose",
     "matrix",
     "measure",
     "running",

@@ -33,7 +33,7 @@ LABEL_VALUE = "appcoup"
 REPO = "appcoup"
 NAMES: tuple[str, ...] = ("generator", "echo", "adapter", "combined", "combined-init")
 # Images the Docker runtime needs besides the course's programs (the pod's namespace holder).
-INTERNAL: tuple[str, ...] = ("pause",)
+INTERNAL: tuple[str, ...] = ("pause", "front")
 BaseKind = Literal["busybox", "python"]
 
 
@@ -54,6 +54,7 @@ SPECS: dict[str, ImageSpec] = {s.name: s for s in (
     ImageSpec("combined", "combined/Dockerfile", (("SUPERVISOR", "app.sh"),)),
     ImageSpec("combined-init", "combined/Dockerfile", (("SUPERVISOR", "app-init.sh"),)),
     ImageSpec("pause", "base/pause/Dockerfile", base="busybox"),
+    ImageSpec("front", "front/Dockerfile"),
 )}
 
 # The offline bases: the script that makes each root file system, and the image it becomes.

@@ -44,6 +44,7 @@ Ability = Literal[
     "commands",  # app.commands(): the plain CLI commands that would do the same by hand
     "scale",     # app.scale(unit, replicas): run N copies of one unit
     "rollout",   # app.rollout(program, ...): roll a changed program out to its unit only
+    "recreate",  # app.recreate(*units): delete units (and their scratch volumes), create them again
 ]
 
 

@@ -49,6 +49,7 @@ from .base import (
     learner,
     register,
 )
+from .docker_scale import DockerScaling
 
 T = TypeVar("T")
 APP_LABEL = "appcoup.app"
@@ -302,10 +303,11 @@ _PKILL = (
 
 
 # -- the app -------------------------------------------------------------------------------------
-class DockerApp(App):
+class DockerApp(DockerScaling, App):
     """A scenario running as containers on a Docker engine."""
 
-    abilities = frozenset({"exec", "stop", "replace", "commands"})
+    # scale, rollout, recreate: see docker_scale.py
+    abilities = frozenset({"exec", "stop", "replace", "commands", "scale", "rollout", "recreate"})
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, client: Any,
                  started: float, port: int = 0) -> None:
@@ -347,6 +349,8 @@ class DockerApp(App):
     # -- App hooks -------------------------------------------------------------------------------
     @property
     def url(self) -> str:
+        if not self._port:
+            self._port = self._front_port()  # after scale(): the front holds the learner's port
         if not self._port:
             unit = self.scenario.unit_of(self.scenario.entry[1])
             holder = self.pause_name(unit.name) if len(unit.containers) > 1 else self.container_name(
@@ -561,6 +565,10 @@ class DockerApp(App):
     @_engine_errors("Cannot remove the app's containers, networks and volumes")
     def _teardown(self) -> None:
         _remove_app(self.client, self.name)
+        if getattr(self, "_built_tags", None):  # images a rollout built (docker_scale.py)
+            from ..lessons import _remove_images
+
+            _remove_images(self._built_tags)
 
     # -- Docker-specific -----------------------------------------------------------------------
     def container(self, container: str) -> Any:
@@ -894,7 +902,8 @@ class DockerRuntime(Runtime):
         sc = app.scenario
 
         def run(c: Container, netkw: dict, ports: Any) -> str:
-            env = {"INTERVAL": f"{interval:g}", "ECHO_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+            env = {"INTERVAL": f"{interval:g}", "ECHO_QUIET": "1", "PYTHONUNBUFFERED": "1",
+                   "APPCOUP_CONTAINER": c.name}  # echo names itself in X-Served-By
             if c.port is not None:
                 env["PORT"] = str(c.port)
             if c.source:

@@ -40,6 +40,7 @@ from .base import (
     learner,
     register,
 )
+from .local_scale import LocalScaling
 
 ENV_MARK = "APPCOUP_APP"  # set on supervisord and every program: how clean() finds strays
 ENV_LEARNER = "APPCOUP_LEARNER_MARK"  # whose program it is: a learner's clean() stops only theirs
@@ -304,8 +305,10 @@ def _launch(name: str, conf: Path) -> tuple[int, float]:
     return int(line), created
 
 
-class LocalApp(App):
+class LocalApp(LocalScaling, App):
     """A scenario running as local processes under one supervisord."""
+
+    abilities = frozenset({"scale", "rollout", "recreate"})  # see local_scale.py
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float,
                  home: Path, meta: dict[str, Any]) -> None:
@@ -460,6 +463,7 @@ class LocalRuntime(Runtime):
 
     name = "local"
     description = "plain processes on this machine, supervised by supervisord"
+    app_abilities = LocalApp.abilities
 
     def __init__(self) -> None:
         super().__init__()

@@ -15,6 +15,7 @@ import http.client
 import http.server
 import os
 import signal
+import socket
 import sys
 import threading
 
@@ -23,6 +24,8 @@ PORT = int(os.environ.get("PORT", "8000"))
 # container ("" ), which only the published port (127.0.0.1 by default) makes reachable.
 BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "")
 SOURCE_URL = os.environ.get("SOURCE_URL", "")
+# Which copy answered: behind a Service (or the course's front) requests spread over replicas.
+REPLICA = os.environ.get("APPCOUP_CONTAINER") or socket.gethostname()
 if SOURCE_URL:  # only remote mode needs an HTTP client: file mode starts faster without one
     import urllib.error
     import urllib.request
@@ -70,6 +73,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
+
+    def end_headers(self) -> None:
+        self.send_header("X-Served-By", REPLICA)
+        super().end_headers()
 
     def _send(self, code: int, body: bytes) -> None:
         self.send_response(code)

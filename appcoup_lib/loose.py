@@ -1,0 +1,261 @@
+"""Loose coupling, measured: what a Service or a shared volume buys, and what it costs.
+
+Notebooks 04-07 and the benchmark call these; each works on any runtime whose apps can do what
+it needs (``app.can("scale")`` ...), and raises :class:`NotSupported` with the reason otherwise.
+
+- :func:`spread`: many requests through ``app.url``: which replica answered each, and whether
+  they all serve the same numbers;
+- :func:`latencies`: the time of ``GET /data``, many times (through the adapter or not);
+- :func:`bulk`: move N MB from the generator's side to a reader of ``/data``, and time it;
+- :func:`scorecard`: every scenario of a runtime, measured the same way, as one table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import AppcoupError, NotReady, NotSupported
+from .runtimes.base import App, Runtime, Table, parse_numbers
+
+
+@dataclass
+class Spread:
+    """Which replica answered each request, and what each one served."""
+
+    served: dict[str, list[list[int]]] = field(default_factory=dict)  # replica -> bodies, oldest first
+    failed: int = 0
+
+    @property
+    def replicas(self) -> list[str]:
+        return sorted(self.served)
+
+    @property
+    def same_numbers(self) -> bool:
+        """Every body any replica served is the start of the longest one: one shared list of numbers."""
+        bodies = [b for bs in self.served.values() for b in bs]
+        if not bodies:
+            return False
+        longest = max(bodies, key=len)
+        return all(longest[: len(b)] == b for b in bodies)
+
+    def table(self) -> Table:
+        return Table([{"replica": r, "requests": len(bs), "numbers served": len(bs[-1]),
+                       "first three": " ".join(map(str, bs[-1][:3]))} for r, bs in sorted(self.served.items())])
+
+    def plot(self, ax: Any = None, title: str = "") -> Any:
+        """The first numbers each replica served: one line per replica (they overlap when shared)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3))
+        for i, (r, bs) in enumerate(sorted(self.served.items())):
+            nums = bs[-1][:12]
+            ax.plot(range(1, len(nums) + 1), nums, marker="o", linewidth=3 - i * 0.7, alpha=0.8, label=r)
+        ax.set_xlabel("position in /data")
+        ax.set_ylabel("number")
+        ax.set_title(title or ("every replica serves the same numbers" if self.same_numbers
+                               else "each replica serves its own numbers"))
+        ax.legend(fontsize=8)
+        return ax
+
+
+def spread(app: App, requests: int = 30, *, timeout: float = 2.0) -> Spread:
+    """Send ``requests`` GET /data to ``app.url``; group the answers by the replica that gave them.
+
+    echo names itself in the ``X-Served-By`` header, so this works through any front: the
+    course's, Docker's DNS, or a Kubernetes Service.
+    """
+    out = Spread()
+    for _ in range(requests):
+        try:
+            with urllib.request.urlopen(app.url + "/data", timeout=timeout) as r:
+                who = r.headers.get("X-Served-By") or "?"
+                out.served.setdefault(who, []).append(parse_numbers(r.read().decode("utf-8", "replace")))
+        except OSError:
+            out.failed += 1
+    return out
+
+
+def latencies(app: App, n: int = 100, *, path: str = "/data", timeout: float = 5.0) -> list[float]:
+    """Seconds each of ``n`` sequential ``GET path`` took (a failed request raises)."""
+    out = []
+    url = app.url + path
+    for _ in range(n):
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                r.read()
+        except OSError as e:
+            raise NotReady(f"{url} failed while measuring latency ({e}).", fix="look at app.status()") from None
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank), e.g. ``percentile(xs, 99)``."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def plot_latencies(samples: dict[str, list[float]], ax: Any = None, title: str = "") -> Any:
+    """Cumulative distribution of latencies (ms), one curve per label; p50 and p99 in the legend."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    for label, xs in samples.items():
+        ms = sorted(x * 1000 for x in xs)
+        ax.step(ms, [(i + 1) / len(ms) for i in range(len(ms))], where="post",
+                label=f"{label}: p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("milliseconds per GET /data (log scale)")
+    ax.set_ylabel("share of requests")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def bulk(app: App, mb: float = 2.0, *, rounds: int = 3) -> dict[str, Any]:
+    """Append ``mb`` MB to the generator's data file, then time reading all of it through ``/data``.
+
+    The bytes go the scenario's way: through the shared volume (echo reads the file), or through
+    the adapter's HTTP API (echo fetches it on each request). The best of ``rounds`` reads counts.
+    """
+    append = getattr(app, "_append_data", None)
+    if append is None:
+        raise NotSupported(f"The {app.runtime.name} runtime cannot write into the generator's volume here.",
+                           fix="run this on local or docker")
+    before = len(app.fetch("/data", timeout=10))
+    nbytes = int(mb * 1e6)
+    append(nbytes)
+    times, size = [], 0
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        body = app.fetch("/data", timeout=60)
+        times.append(time.perf_counter() - t0)
+        size = len(body)
+    if size < before + nbytes * 0.99:
+        raise AppcoupError(f"/data served {size} bytes, fewer than the {before + nbytes} written.",
+                           why="the appended data did not reach the reader", fix="look at app.logs('echo')")
+    best = min(times)
+    return {"scenario": app.scenario.name, "bytes": size, "seconds": round(best, 4),
+            "mb_per_s": round(size / 1e6 / best, 1)}
+
+
+def resolve(app: App, name: str) -> dict[str, Any]:
+    """How ``name`` is found from echo's side: the addresses, and who answered (DNS or a mapping)."""
+    fn = getattr(app, "resolve", None)
+    if fn is None:
+        raise NotSupported(f"The {app.runtime.name} runtime cannot show how {name!r} is resolved.")
+    return fn(name)
+
+
+# -- the scorecard ------------------------------------------------------------------------------
+COLUMNS = ["scenario", "first number (s)", "recovery (s)", "rebuild (s)", "stop (s)",
+           "upgrade failures (1 replica)", "upgrade failures (2 replicas)", "generator restarts on upgrade",
+           "2 replicas serve", "throughput (MB/s)"]
+
+
+def _try(fn: Callable[[], Any], notes: list[str], what: str) -> Any:
+    try:
+        return fn()
+    except AppcoupError as e:
+        notes.append(f"{what}: {e.what}")
+        return None
+
+
+def score(rt: Runtime, scenario: str, *, interval: float = 0.2, mb: float = 1.0,
+          settle: float = 0.5) -> dict[str, Any]:
+    """Measure one scenario on ``rt``: one row of the scorecard (None where it cannot be done)."""
+    from .measure import recovery
+
+    notes: list[str] = []
+    row: dict[str, Any] = {"scenario": scenario}
+    t0 = time.monotonic()
+    app = rt.up(scenario, interval=interval, port=0, progress=False)
+    try:
+        app.wait_ready(timeout=60, progress=False)
+        row["first number (s)"] = round(time.monotonic() - t0, 3)
+        time.sleep(settle)
+        if app.can("rollout"):
+            up1 = _try(lambda: app.rollout("echo"), notes, "upgrade")
+            if up1:
+                row["upgrade failures (1 replica)"] = up1["failed_requests"]
+                row["rebuild (s)"] = up1["build_seconds"]
+                row["generator restarts on upgrade"] = up1["generator_restarts"]
+        row["throughput (MB/s)"] = (_try(lambda: bulk(app, mb), notes, "throughput") or {}).get("mb_per_s")
+        if app.can("scale"):
+            entry_unit = app.scenario.unit_of(app.scenario.entry[1]).name
+            if _try(lambda: app.scale(entry_unit, 2), notes, "scale") is not None:
+                s = spread(app, 12)
+                row["2 replicas serve"] = ("?" if len(s.replicas) < 2 else
+                                           "the same numbers" if s.same_numbers else "different numbers")
+                if app.can("rollout"):
+                    up2 = _try(lambda: app.rollout("echo"), notes, "upgrade with 2 replicas")
+                    row["upgrade failures (2 replicas)"] = up2["failed_requests"] if up2 else None
+                _try(lambda: app.scale(entry_unit, 1), notes, "scale back")
+        rec = _try(lambda: recovery(app, "echo", timeout=15), notes, "recovery")
+        row["recovery (s)"] = round(rec, 3) if rec is not None else "never"
+    finally:
+        t1 = time.monotonic()
+        app.down()
+        row["stop (s)"] = round(time.monotonic() - t1, 3)
+    row["notes"] = "; ".join(notes)
+    return row
+
+
+def scorecard(rt: Runtime, scenarios: list[str] | None = None, *, interval: float = 0.2, mb: float = 1.0,
+              progress: Callable[[str], None] | None = print) -> Table:
+    """Every scenario ``rt`` can run, measured by :func:`score`: one table, no number typed by hand."""
+    from .scenarios import SCENARIOS
+
+    names = scenarios or [s.name for s in SCENARIOS.values() if rt.name in s.runtimes]
+    rows = []
+    for name in names:
+        if progress:
+            progress(f"measuring {name} on {rt.name} ...")
+        rows.append(score(rt, name, interval=interval, mb=mb))
+    return Table(rows, [*COLUMNS, "notes"])
+
+
+def plot_scorecard(table: Table, title: str = "") -> Any:
+    """One figure: a bar chart per numeric column of the scorecard, scenarios side by side."""
+    import matplotlib.pyplot as plt
+
+    numeric = [c for c in COLUMNS[1:] if any(isinstance(r.get(c), (int, float)) for r in table)]
+    cols = 3
+    rows = (len(numeric) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    names = [r["scenario"] for r in table]
+    for ax, col in zip(axes.flat, numeric):
+        vals = [r.get(col) if isinstance(r.get(col), (int, float)) else 0 for r in table]
+        bars = ax.barh(names, vals, color="tab:blue")
+        for bar, r in zip(bars, table):
+            v = r.get(col)
+            ax.annotate("n/a" if v is None else str(v), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                        va="center", fontsize=7, xytext=(2, 0), textcoords="offset points")
+        ax.set_title(col, fontsize=9)
+        ax.invert_yaxis()
+    for ax in list(axes.flat)[len(numeric):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+__all__ = ["Spread", "bulk", "latencies", "percentile", "plot_latencies", "plot_scorecard", "resolve",
+           "score", "scorecard", "spread"]
