@@ -157,8 +157,9 @@ class DockerScaling(Scaling):
                     vols[f"{self.name}-{c.volume}"] = vname
         copy_label = {"appcoup.copy": str(k)}
         if len(unit.containers) > 1:
+            # On the network, but under no alias yet: the front learns of it once it answers.
             pause = self._run_like(self._get(self._copy_pause(unit, 1)).attrs, name=self._copy_pause(unit, k),
-                                   labels=copy_label, ports=False, network=net, aliases=self._aliases(unit))
+                                   labels=copy_label, ports=False, network=net, aliases=[])
             for c in unit.containers:
                 self._run_like(self._get(self._copy_ctr(c, 1)).attrs, name=self._copy_ctr(c, k),
                                image=(versions or {}).get(c.name), network_mode=f"container:{pause.id}",
@@ -168,7 +169,7 @@ class DockerScaling(Scaling):
             c = unit.containers[0]
             self._run_like(self._get(self._copy_ctr(c, 1)).attrs, name=self._copy_ctr(c, k),
                            image=(versions or {}).get(c.name), ports=False, network=net,
-                           aliases=self._aliases(unit), volumes=vols,
+                           aliases=[], volumes=vols,
                            labels={**copy_label, "appcoup.container": f"{c.name}-{k}"},
                            env={"APPCOUP_CONTAINER": f"{c.name}-{k}"})
 
@@ -223,6 +224,8 @@ class DockerScaling(Scaling):
         if new:
             _in_parallel([lambda k=k: self._new_copy(unit, k, versions) for k in new])
             _in_parallel([lambda k=k: self._wait_copy(unit, k) for k in new])
+            for k in new:
+                self._join_front(unit, k)
         self._ensure_front(unit)
         gone = list(range(replicas + 1, current + 1))
         if gone:
@@ -258,9 +261,8 @@ class DockerScaling(Scaling):
                 # Back on the app's network under its aliases (the front finds it by them).
                 on = ((attrs.get("NetworkSettings") or {}).get("Networks") or {})
                 if net in on or mode == net:
-                    aliases = [a for a in (on.get(net, {}).get("Aliases") or []) if a != ctr.id[:12]]
-                    self._run_like(attrs, name=ctr.name, image=versions[c.name], network=net,
-                                   aliases=aliases or self._aliases(unit))
+                    # Under no alias until it answers (then _join_front): no request meets it half-started.
+                    self._run_like(attrs, name=ctr.name, image=versions[c.name], network=net, aliases=[])
                 else:
                     self._run_like(attrs, name=ctr.name, image=versions[c.name])
         self._wait_copy(unit, copy)

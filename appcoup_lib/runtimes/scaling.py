@@ -50,7 +50,8 @@ class Requests:
             except (urllib.error.URLError, OSError) as e:  # HTTPError (a 502, a 503) is a URLError
                 self.failed += 1
                 if len(self.errors) < 5:
-                    self.errors.append(str(getattr(e, "reason", e)))
+                    body = e.read().decode(errors="replace").strip() if isinstance(e, urllib.error.HTTPError) else ""
+                    self.errors.append(" ".join(filter(None, [str(getattr(e, "reason", e)), body[:200]])))
             self._stop.wait(self.period)
 
     def __enter__(self) -> Requests:

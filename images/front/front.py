@@ -68,22 +68,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         pool = backends()
         now = time.monotonic()
-        up = [b for b in pool if _down.get(b, 0) < now] or pool
+        up = [b for b in pool if _down.get(b, 0) < now]
         start = next(_turn)
-        for i in range(len(up)):
-            backend = up[(start + i) % len(up)]
+        # The copies that answered lately first, round-robin; then the others, as a last resort.
+        order = [up[(start + i) % len(up)] for i in range(len(up))] + [b for b in pool if b not in up]
+        why: list[str] = []
+        for backend in order:
             host, port = backend.rsplit(":", 1)
-            # A short connect timeout: a copy that just left the network drops packets instead
-            # of refusing them, and the next copy should get the request without a long wait.
+            # Short timeouts: a copy that just left the network drops packets instead of refusing
+            # them (even mid-answer), and a GET can safely go to the next copy instead.
             conn = http.client.HTTPConnection(host, int(port), timeout=0.5)
             try:
                 conn.connect()
-                conn.sock.settimeout(5)
+                conn.sock.settimeout(1.0)
                 conn.request("GET", self.path)
                 r = conn.getresponse()
                 body = r.read()
-            except OSError:
+            except OSError as e:
                 _down[backend] = time.monotonic() + 1.0
+                why.append(f"{backend}: {e}")
                 continue
             finally:
                 conn.close()
@@ -96,7 +99,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
-        msg = f"front: no replica answers (known: {', '.join(pool) or 'none'})\n".encode()
+        msg = f"front: no replica answers (known: {', '.join(pool) or 'none'}; tried: {'; '.join(why)})\n".encode()
         self.send_response(503)
         self.send_header("Content-Length", str(len(msg)))
         self.end_headers()
