@@ -206,10 +206,14 @@ class DockerScaling(Scaling):
             return
         entry = next(c for c in unit.containers if c.port is not None)
         port = _free_port(self.client)
+        # Published on the same host address as the app's own port (127.0.0.1 unless asked otherwise).
+        binds = ((self._get(self._holder(unit, 1)).attrs.get("NetworkSettings") or {}).get("Ports") or {})
+        host_ip = next((b.get("HostIp") for v in binds.values() for b in (v or []) if b.get("HostIp")), "127.0.0.1")
+        host_ip = "127.0.0.1" if host_ip in ("", "::") else host_ip
         tag = images.ensure([FRONT])[FRONT]
         self.client.containers.run(
             tag, name=f"{self.name}-{FRONT}", detach=True, network=self._network().name,
-            ports={"8000/tcp": port}, restart_policy={"Name": "always"},
+            ports={"8000/tcp": (host_ip, port)}, restart_policy={"Name": "always"},
             environment={"BACKEND_NAME": unit.name, "BACKEND_PORT": str(entry.port), "PORT": "8000"},
             labels=_labels(self.name, self.scenario.name,  # type: ignore[attr-defined]
                            **{"appcoup.container": FRONT, "appcoup.port": str(port)}))

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import AppcoupError
 from ..paths import images_dir
 from ..scenarios import Container, Unit
-from .base import Table
+from .base import Table, learner
 from .scaling import DRAIN, Scaling, answers
 
 _FILES = ("generator/generator.sh", "echo/echo.py", "adapter/adapter.py", "combined/app.sh",
@@ -132,14 +132,14 @@ class LocalScaling(Scaling):
         self._write_backends(unit)
 
     def _ensure_front(self, unit: Unit) -> None:
-        from .local import STOP_GRACE, _check_port
+        from .local import ENV_LEARNER, STOP_GRACE, _check_port
 
         if self._has_front(unit):
             return
-        port = _check_port(0)
+        port = _check_port(0, self.meta.get("address", "127.0.0.1"))
         self._write_backends(unit)
         cp = self._conf()
-        env = {"PORT": str(port), "BIND": "127.0.0.1", "BACKENDS_FILE": str(self.home / f"front-{unit.name}.backends"),
+        env = {"PORT": str(port), "BIND_ADDRESS": self.meta.get("address", "127.0.0.1"), ENV_LEARNER: learner(), "BACKENDS_FILE": str(self.home / f"front-{unit.name}.backends"),
                "APPCOUP_HOME": str(self.home), "APPCOUP_CONTAINER": "front", "PYTHONUNBUFFERED": "1"}
         cp[f"program:front-{unit.name}"] = {
             "command": f"{sys.executable} {images_dir() / 'front' / 'front.py'}",
@@ -168,8 +168,9 @@ class LocalScaling(Scaling):
                 name = self._name(c, k)
                 env = _env(sec["environment"])
                 env["APPCOUP_CONTAINER"] = name
-                if c.port is not None:
+                if c.port is not None:  # a copy's own port stays private: the front is the way in
                     env["PORT"] = str(_check_port(0))
+                    env["BIND_ADDRESS"] = "127.0.0.1"
                 if c.volume and self.scenario.volumes.get(c.volume) == "scratch":  # type: ignore[attr-defined]
                     d = self.home / "volumes" / f"{c.volume}-{k}"
                     d.mkdir(parents=True, exist_ok=True)

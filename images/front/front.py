@@ -9,7 +9,7 @@ The local and docker runtimes put it in front of a unit once that unit runs more
 
 A replica that refuses a connection is skipped for a second and the request goes to the next one,
 as nginx's ``proxy_next_upstream`` does: during a rolling update nobody sees the replica that is
-going away. ``PORT`` (default 8000) and ``BIND`` (default all addresses) say where it listens.
+going away. ``PORT`` (default 8000) and ``BIND_ADDRESS`` (default all addresses) say where it listens.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import threading
 import time
 
 PORT = int(os.environ.get("PORT", "8000"))
-BIND = os.environ.get("BIND", "")
+BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "")
 BACKENDS_FILE = os.environ.get("BACKENDS_FILE", "")
 BACKEND_NAME = os.environ.get("BACKEND_NAME", "")
 BACKEND_PORT = int(os.environ.get("BACKEND_PORT", "8000"))
@@ -112,7 +112,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main() -> None:
     if BACKEND_NAME:
         threading.Thread(target=_resolve_forever, daemon=True).start()
-    server = http.server.ThreadingHTTPServer((BIND, PORT), Handler)
+    server = http.server.ThreadingHTTPServer((BIND_ADDRESS, PORT), Handler)
     server.daemon_threads = True
 
     def stop(signum: int, _frame: object) -> None:
