@@ -119,12 +119,50 @@ def check_pod_generator_killed(restarts: Any) -> Verdict:
         "from app.status(), after one kill of the generator")
 
 
+# -- 04-service-coupling ----------------------------------------------------------------------------
+def check_volume_replicas_share(answer: Any) -> Verdict:
+    """04: scale echo of `volume` to 2: do both replicas serve the same numbers? (True/False)"""
+    return verdict(
+        answer, answer is True,
+        "both copies of echo mount the one persistent volume the one generator writes to, so each "
+        "serves the same file: scaling a reader of shared data multiplies capacity, not data",
+        "start `volume`, app.scale('echo', 2), then look at ac.loose.spread(app).same_numbers")
+
+
+# -- 05-volume-coupling -----------------------------------------------------------------------------
+def check_service_generator_recreated(answer: Any) -> Verdict:
+    """05: in `service`, recreate only the generator's unit: are the old numbers still served?"""
+    return verdict(
+        answer, answer is False,
+        "in `service` the data file lives in a scratch volume of the generator's unit (beside the "
+        "adapter): it goes with that unit, so echo serves a fresh list afterwards",
+        "start `service`, note app.data()[:3], app.recreate('generator'), wait_ready(), compare")
+
+
+# -- 07-choosing-a-coupling -------------------------------------------------------------------------
+def check_loose_scenarios(answer: Any, card: Iterable[dict[str, Any]] = ()) -> Verdict:
+    """07: from this run's scorecard, the scenarios where upgrading echo left the generator alone
+    and 2 replicas served the same numbers."""
+    want = {r["scenario"] for r in card if r.get("generator restarts on upgrade") == 0
+            and r.get("2 replicas serve") == "the same numbers"}
+    got = _as_set(answer)
+    return verdict(
+        answer, got == want,
+        f"{', '.join(sorted(want)) or 'none'}: echo lives in a unit of its own, and its copies read one "
+        "generator's data (through the adapter, a shared volume or a shared directory)",
+        "read two columns of the table: 'generator restarts on upgrade' must be 0 and '2 replicas serve' "
+        "must say 'the same numbers'")
+
+
 __all__ = [
     "Verdict",
     "check_federation_runtimes",
+    "check_loose_scenarios",
     "check_pod_generator_killed",
     "check_separate_generator_killed",
+    "check_service_generator_recreated",
     "check_single_image_generator_killed",
+    "check_volume_replicas_share",
     "unanswered",
     "verdict",
 ]

@@ -151,12 +151,13 @@ def bulk(app: App, mb: float = 2.0, *, rounds: int = 3) -> dict[str, Any]:
             "mb_per_s": round(size / 1e6 / best, 1)}
 
 
-def resolve(app: App, name: str) -> dict[str, Any]:
-    """How ``name`` is found from echo's side: the addresses, and who answered (DNS or a mapping)."""
+def resolve(app: App, name: str, container: str = "echo") -> dict[str, Any]:
+    """How ``name`` is found from ``container``: the addresses, and who answered (DNS or a mapping)."""
     fn = getattr(app, "resolve", None)
     if fn is None:
-        raise NotSupported(f"The {app.runtime.name} runtime cannot show how {name!r} is resolved.")
-    return fn(name)
+        raise NotSupported(f"The {app.runtime.name} runtime cannot show how {name!r} is resolved.",
+                           fix="run this part on local or docker")
+    return fn(name, container=container)
 
 
 # -- the scorecard ------------------------------------------------------------------------------

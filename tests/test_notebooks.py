@@ -18,11 +18,14 @@ TWINS = ROOT / "course-src"  # the py:percent twins, out of the learner's file b
 IDS = [p.stem for p in NOTEBOOKS]
 # The scenario each notebook runs: on a runtime where it is n/a the notebook falls back to local.
 SCENARIO = {"00-setup": "pod", "01-separate-runs": "separate", "02-dockerfile-coupling": "single-image",
-            "03-pod-coupling": "pod"}
+            "03-pod-coupling": "pod", "04-service-coupling": "service", "05-volume-coupling": "volume",
+            # 06 measures the `service` baseline wherever it runs, and federation where two clusters are.
+            "06-federation": "service", "07-choosing-a-coupling": "pod"}
 
 
-def test_the_course_has_its_first_four_notebooks():
-    assert IDS[:4] == ["00-setup", "01-separate-runs", "02-dockerfile-coupling", "03-pod-coupling"]
+def test_the_course_has_its_eight_notebooks():
+    assert IDS == ["00-setup", "01-separate-runs", "02-dockerfile-coupling", "03-pod-coupling",
+                   "04-service-coupling", "05-volume-coupling", "06-federation", "07-choosing-a-coupling"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

@@ -272,9 +272,18 @@ class LocalScaling(Scaling):
                              "mounted at (in the container)": c.workdir, "is": str(self._workdir(c.name))})
         return Table(rows)
 
-    def resolve(self, name: str) -> dict[str, Any]:
-        """How ``name`` is found: locally there is no DNS, the runtime hands out a name mapping."""
+    def resolve(self, name: str, *, container: str = "echo") -> dict[str, Any]:
+        """How ``name`` is found: locally there is no DNS, the runtime hands out a name mapping.
+
+        Copies of a unit have no name of their own either: the front knows them by port.
+        """
         names = dict(self.meta.get("names", {}))
+        for u in self.scenario.units:  # type: ignore[attr-defined]
+            if self._has_front(u):
+                backends = (self.home / f"front-{u.name}.backends").read_text().split()
+                if name == u.name:
+                    return {"name": name, "addresses": backends,
+                            "resolver": f"the front's list of copies ({self.home.name}/front-{u.name}.backends)"}
         if name not in names:
             raise AppcoupError(f"The local runtime knows no name {name!r}.", fix=f"use one of: {', '.join(names)}")
         return {"name": name, "addresses": [names[name]], "resolver": "the local runtime's name mapping (no DNS)"}

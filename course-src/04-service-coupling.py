@@ -1,0 +1,209 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: notebooks///ipynb,course-src///py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Loose coupling through a Service: an API, a name, and independent lives
+#
+# **Goal:** couple the programs through an HTTP API found by name, then measure what that buys (upgrading and scaling echo alone) and what it costs (latency).  
+# **Time:** about 30 minutes.
+#
+# In a pod the two programs share a file and `localhost`, so they are deployed, scaled and
+# replaced together. To let them live apart, they must stop sharing a file: a **Service** carries
+# network traffic, never a file. So the generator gets a companion, the **adapter**, a tiny HTTP
+# API beside it that serves the data file at `/data`; echo, in *remote mode*, reads its numbers
+# from the adapter's URL instead of from a file, and finds the adapter **by name**.
+#
+# | unit | containers | shares |
+# |---|---|---|
+# | `generator` | generator + adapter (one pod) | a scratch volume between the two |
+# | `echo` | echo, remote mode | nothing: it knows only the name `adapter` |
+#
+# On `kubernetes` the name is a Service (`adapter.<namespace>.svc.cluster.local`). On `docker` it
+# is a network alias on a user-defined network, answered by Docker's embedded DNS. On `local`
+# there is no DNS: the runtime hands echo the address in its environment, which is the whole job
+# of discovery, done by hand.
+
+# %% tags=["parameters"]
+runtime = "auto"   # "auto", "local", "docker" or "kubernetes"
+interval = 0.5     # seconds between two numbers
+duration = 6.0     # seconds we watch
+requests = 200     # GET /data per latency distribution
+
+# %%
+import matplotlib.pyplot as plt
+
+import appcoup_lib as ac
+from appcoup_lib import loose
+
+rt = ac.runtime_for("service", runtime)
+print(f"runtime: {rt.name}")
+
+# %% [markdown]
+# ## Start it, and find the adapter by name
+#
+# **What to look at:** two units, three containers. Then the name `adapter` resolved from
+# echo's side: by Docker's DNS server (its address is in echo's `/etc/resolv.conf`), or by the
+# local runtime's name mapping.
+
+# %%
+app = rt.up("service", interval=interval, port=0)
+app.wait_ready()
+app.status()
+
+# %%
+try:
+    print(loose.resolve(app, "adapter"))
+except ac.AppcoupError as e:
+    print(e)
+
+# %% [markdown]
+# ## Independent upgrade
+#
+# We change one line of echo, make the new version (on `docker` that is a real image build) and
+# roll it out to echo's unit only, while `/data` is requested every 20 ms.
+#
+# **What to look at:** `failed_requests`: with one copy of echo there is a moment with no echo at
+# all (the old one stopped, the new one not yet listening). And `generator_restarts`: 0. The
+# generator and the adapter are in `untouched`: their process (or container) is the same one.
+
+# %%
+alone = app.rollout("echo")
+{k: alone[k] for k in ("strategy", "requests", "failed_requests", "seconds", "build_seconds",
+                       "replaced", "untouched", "generator_restarts")}
+
+# %% [markdown]
+# ## Independent scaling
+#
+# Three copies of echo. The learner's URL now reaches a **front**, which spreads requests over
+# the copies, as a Service does:
+#
+# * on `local`, the front is one more small process under the app's supervisord
+#   (`images/front/front.py`), with the list of copies in a file;
+# * on `docker`, every copy joins the network under the alias `echo`, Docker's DNS answers `echo`
+#   with the address of each of them, and a front container (the same `front.py`) asks it again
+#   every 0.2 s: Docker's own round-robin discovery;
+# * on `kubernetes`, it is the Service itself.
+#
+# Each answer says which copy gave it (echo sets the header `X-Served-By`).
+#
+# **What to look at:** every copy answered some requests, and they all serve the *same* numbers:
+# there is still one generator, and echo only relays.
+
+# %%
+app.scale("echo", 3)
+try:
+    print(loose.resolve(app, "echo", container="adapter"))
+except ac.AppcoupError as e:
+    print(e)
+shared = loose.spread(app, 30)
+print(f"answers from {len(shared.replicas)} copies, same numbers everywhere: {shared.same_numbers}")
+shared.table()
+
+# %% [markdown]
+# Now the same upgrade with several copies: a **rolling update**. One extra copy of the new
+# version starts first; then each old copy leaves the front, stops and comes back new; then the
+# extra one goes. There is always a copy that answers.
+#
+# **What to look at:** `failed_requests` against the run with one copy above.
+
+# %%
+rolled = app.rollout("echo")
+plt.figure(figsize=(6, 2.2))
+labels = ["1 copy, stop and start", f"{rolled['replicas']} copies, rolling"]
+plt.barh(labels, [alone["failed_requests"], rolled["failed_requests"]], color=["tab:red", "tab:green"])
+for i, r in enumerate((alone, rolled)):
+    plt.annotate(f"{r['failed_requests']} of {r['requests']} failed, generator restarts: "
+                 f"{r['generator_restarts']}", (0, i), xytext=(4, 0), textcoords="offset points", va="center")
+plt.xlabel("failed GET /data during the upgrade")
+plt.title("upgrading echo alone")
+plt.show()
+print({name: st["restarts"] for name, st in app.status().items()}, "restarts now")
+
+# %%
+app.down()
+
+# %% [markdown]
+# ### The contrast: scaling a pod
+#
+# Scale the `pod` scenario to three copies in the same way. A copy of a pod is a copy of
+# *everything* in it: three generators, each writing its own random numbers into its own scratch
+# volume.
+#
+# **What to look at:** three lines that have nothing in common.
+
+# %%
+with rt.up("pod", interval=interval, port=0) as pod:
+    pod.wait_ready()
+    pod.scale("app", 3)
+    ac.watch(pod, min(duration, 1.0))
+    separate_data = loose.spread(pod, 30)
+print(f"answers from {len(separate_data.replicas)} copies, same numbers everywhere: {separate_data.same_numbers}")
+fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3))
+shared.plot(a, title="service: 3 copies of echo, one generator")
+separate_data.plot(b, title="pod: 3 copies of the pod, three generators")
+plt.show()
+separate_data.table()
+
+# %% [markdown]
+# ## The price: one more hop
+#
+# In remote mode every `GET /data` is two HTTP requests: you → echo, then echo → adapter, which
+# reads the file. In a pod, echo reads the file itself. We time `requests` sequential requests on
+# each.
+#
+# **What to look at:** the whole curve moves right, and the tail (p99) more than the median.
+
+# %%
+with rt.up("service", interval=interval, port=0) as svc, rt.up("pod", interval=interval, port=0) as pod:
+    svc.wait_ready()
+    pod.wait_ready()
+    measured = {"service: echo → adapter → file": loose.latencies(svc, requests),
+                "pod: echo reads the file": loose.latencies(pod, requests)}
+loose.plot_latencies(measured, title=f"latency of GET /data on {rt.name}")
+plt.show()
+for label, xs in measured.items():
+    print(f"{label:<32} p50 {loose.percentile(xs, 50) * 1000:6.2f} ms   p99 {loose.percentile(xs, 99) * 1000:6.2f} ms")
+
+# %% [markdown]
+# ## What we measured
+#
+# Through an API and a name, echo can be upgraded and scaled on its own: the generator never
+# restarted, the numbers stayed one list, and with more than one copy the upgrade can be done
+# without a failed request. The price is a hop on every request, and a new program (the adapter)
+# to write, run and keep compatible. Notebook 05 shares data the other way, through a volume.
+#
+# ## Try it
+#
+# **Predict:** in the `volume` scenario (notebook 05: the generator and echo share a persistent
+# volume, no adapter), scale echo to 2 copies. Do both copies serve the same numbers?
+#
+# **Try:** `rt.up("volume", ...)`, `app.scale("echo", 2)`, `loose.spread(app).same_numbers`, in
+# the empty cell. **Check:** put `True` or `False` in `answer`.
+
+# %%
+
+
+# %%
+from appcoup_lib.exercises import check_volume_replicas_share
+
+answer = ...   # True or False
+check_volume_replicas_share(answer)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# Solution: two copies of echo on one volume, one generator.
+with rt.up("volume", interval=interval, port=0) as vol:
+    vol.wait_ready()
+    vol.scale("echo", 2)
+    seen = loose.spread(vol, 10)
+    print(seen.table())
+check_volume_replicas_share(seen.same_numbers)

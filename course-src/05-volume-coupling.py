@@ -1,0 +1,195 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: notebooks///ipynb,course-src///py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Loose coupling through a persistent volume
+#
+# **Goal:** let two separately scheduled units share data through a persistent volume; show that the data outlives both, and measure bulk transfer through the volume against the HTTP adapter.  
+# **Time:** about 25 minutes.
+#
+# The adapter of notebook 04 is a program to write and a hop on every request. When two programs
+# exchange *files* — many, or large — there is a simpler coupling: a **persistent volume** that
+# both mount. Each unit is scheduled, restarted and replaced on its own; only the storage is
+# shared.
+#
+# | unit | container | mounts |
+# |---|---|---|
+# | `generator` | generator | the volume `data` at `/tmp/out` |
+# | `echo` | echo (file mode) | the same volume at `/tmp/in` |
+#
+# Nothing *discovers* the volume: both sides are told its name, agreed **out of band** — by whoever
+# writes the two deployments. On `kubernetes` that name is a PersistentVolumeClaim, written into
+# both manifests; on `docker` a named volume in both `docker run -v`; on `local` one directory.
+
+# %% tags=["parameters"]
+runtime = "auto"   # "auto", "local", "docker" or "kubernetes"
+interval = 0.5     # seconds between two numbers
+duration = 6.0     # seconds we watch
+megabytes = 2.0    # bulk data moved generator → echo, per way of moving it
+
+# %%
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+import appcoup_lib as ac
+from appcoup_lib import loose
+
+rt = ac.runtime_for("volume", runtime)
+print(f"runtime: {rt.name}")
+
+# %% [markdown]
+# ## Where the name is agreed
+#
+# In the Kubernetes manifests of this course, the claim's name appears in three files: where it is
+# made, and in each of the two Deployments that mount it. Rename it in one and that pod never
+# starts. Nobody checks that they agree but you.
+
+# %%
+manifests = Path("..") / "manifests" / "volume"   # beside notebooks/ in the course's folder
+for path in sorted(manifests.glob("*.yaml")):
+    text = path.read_text()
+    kind = re.search(r"^kind:\s*(\S+)", text, re.MULTILINE)
+    for line in text.splitlines():
+        if re.match(r"^\s*claimName:", line) or (kind and kind[1] == "PersistentVolumeClaim"
+                                                  and re.match(r"^  name:", line)):
+            print(f"{path.name:<16} {kind[1] if kind else '':<22} {line.strip()}")
+if not manifests.is_dir():
+    print("(the manifests/ folder is not beside the notebooks here)")
+
+# %% [markdown]
+# And on this runtime: which container mounts what.
+
+# %%
+app = rt.up("volume", interval=interval, port=0)
+app.wait_ready()
+app.volumes()
+
+# %% [markdown]
+# ## The data outlives both units
+#
+# We delete **both** units — for a moment, no generator and no echo exist anywhere, only the
+# volume — and create them again. (`app.recreate(...)` is `kubectl delete pod` under a
+# Deployment, or `docker rm -f` then `docker run`.)
+#
+# **What to look at:** the numbers after start with the numbers before: the new generator appends
+# to the same file, the new echo serves it.
+
+# %%
+ac.watch(app, min(duration, 1.5))
+before = app.data()
+took = app.recreate("generator", "echo")
+app.wait_ready()
+after = app.data()
+print(f"recreated {took['units']} in {took['seconds']:.2f} s")
+print(f"before: {len(before)} numbers, first {before[:4]}")
+print(f"after:  {len(after)} numbers, first {after[:4]}")
+print("the old numbers are still there:", after[: len(before)] == before)
+
+# %%
+app.down()
+
+# %% [markdown]
+# ### The contrast: a pod's scratch volume
+#
+# The pod of notebook 03 shares a *scratch* volume (`emptyDir`): it belongs to the pod. Recreate
+# the pod and the volume is a new, empty one.
+#
+# **What to look at:** the first numbers differ; the count starts again from one.
+
+# %%
+with rt.up("pod", interval=interval, port=0) as pod:
+    pod.wait_ready()
+    ac.watch(pod, min(duration, 1.5))
+    pod_before = pod.data()
+    pod.recreate("app")
+    pod.wait_ready()
+    pod_after = pod.data()
+print(f"before: {len(pod_before)} numbers, first {pod_before[:4]}")
+print(f"after:  {len(pod_after)} numbers, first {pod_after[:4]}")
+print("the old numbers are still there:", pod_after[: len(pod_before)] == pod_before)
+
+fig, ax = plt.subplots(figsize=(6, 2.4))
+ax.barh(["volume: persistent", "pod: scratch"], [len(before), len(pod_before)], color="lightgray",
+        label="numbers before")
+ax.barh(["volume: persistent", "pod: scratch"], [min(len(after), len(before)) if after[: len(before)] == before else 0,
+                                                 len(pod_before) if pod_after[: len(pod_before)] == pod_before else 0],
+        color="tab:green", label="of those, still served after recreating")
+ax.set_xlabel("numbers")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## Bulk data: the volume against the adapter
+#
+# Append `megabytes` MB to the generator's data file, from the generator's side, then read all of
+# it at `/data`. In `volume`, echo reads the file from the shared volume; in `service`, echo fetches
+# it from the adapter over HTTP on every request. Best of three reads each.
+#
+# **What to look at:** how many MB per second each way moves; the volume has no program in the way.
+
+# %%
+moved = {}
+for scenario in ("volume", "service"):
+    with rt.up(scenario, interval=interval, port=0) as a:
+        a.wait_ready()
+        try:
+            moved[scenario] = loose.bulk(a, megabytes)
+        except ac.AppcoupError as e:
+            print(f"{scenario}: {e}")
+for scenario, m in moved.items():
+    print(f"{scenario:<8} {m['bytes'] / 1e6:6.2f} MB in {m['seconds']:.3f} s = {m['mb_per_s']:8.1f} MB/s")
+if moved:
+    plt.figure(figsize=(6, 2))
+    plt.barh([f"{s} ({'volume' if s == 'volume' else 'HTTP adapter'})" for s in moved],
+             [m["mb_per_s"] for m in moved.values()], color=["tab:green", "tab:blue"][: len(moved)])
+    plt.xlabel("MB/s, generator's file → reader of /data")
+    plt.show()
+
+# %% [markdown]
+# ## What we measured
+#
+# A persistent volume couples two units by their data only: either can be deleted, rescheduled
+# or upgraded while the data stays, and bulk data moves without a program in the way. What it
+# does not give you is discovery or a contract: the name is agreed by hand, both sides must agree
+# on the file's format, and two writers need their own rules (a Kubernetes claim shared by two
+# pods on different nodes also needs storage that allows it, `ReadWriteMany`).
+#
+# ## Try it
+#
+# **Predict:** in the `service` scenario of notebook 04, recreate only the generator's unit
+# (`app.recreate("generator")`). Does echo still serve the old numbers afterwards?
+#
+# **Try** it in the empty cell. **Check:** `True` or `False`.
+
+# %%
+
+
+# %%
+from appcoup_lib.exercises import check_service_generator_recreated
+
+answer = ...   # True or False
+check_service_generator_recreated(answer)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# Solution: the service scenario keeps its data in a scratch volume beside the generator.
+with rt.up("service", interval=interval, port=0) as svc:
+    svc.wait_ready()
+    ac.watch(svc, 1.0)
+    old = svc.data()
+    svc.recreate("generator")
+    svc.wait_ready()
+    new = svc.data()
+    print("old first numbers:", old[:3], " new:", new[:3])
+check_service_generator_recreated(new[: len(old)] == old)

@@ -1,0 +1,154 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: notebooks///ipynb,course-src///py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Federation: the producer in one cluster, the consumer in another
+#
+# **Goal:** run the generator and its adapter in one cluster and echo in a second one, measure what crossing clusters adds to each request, and see what the consumer shows when the producer's side loses its generator.  
+# **Time:** about 20 minutes (plus making a second cluster, if you have none).
+#
+# The loosest coupling in this course: the two programs do not even share a cluster. Cluster A
+# runs the `generator` unit (generator + adapter) and **exposes** the adapter outside the cluster
+# (a NodePort Service); cluster B runs echo in remote mode, pointed at that address. Nothing in B
+# can look A's Service up by name: the address is configuration, handed over between clusters.
+#
+# This needs **two real clusters**. On a machine with one cluster, or none, this notebook still
+# runs top to bottom: it measures the single-cluster `service` coupling this would be compared
+# with, says exactly what is missing, and how to get it. It never shows a number it did not
+# measure.
+
+# %% tags=["parameters"]
+runtime = "auto"   # "auto", "local", "docker" or "kubernetes"
+interval = 0.5     # seconds between two numbers
+duration = 6.0     # seconds we watch
+requests = 100     # GET /data per latency distribution
+peer = ""          # the second cluster: a kubeconfig context or a kubeconfig file ("": $APPCOUP_PEER_CONTEXT / $APPCOUP_PEER_KUBECONFIG)
+
+# %%
+import os
+
+import matplotlib.pyplot as plt
+
+import appcoup_lib as ac
+from appcoup_lib import loose
+from appcoup_lib.runtimes import availability
+
+if peer:  # the kubernetes runtime reads the second cluster's name from here
+    os.environ["APPCOUP_PEER_KUBECONFIG" if os.path.exists(os.path.expanduser(peer)) else "APPCOUP_PEER_CONTEXT"] = peer
+
+rt = ac.runtime_for("service", runtime)
+print(f"runtime: {rt.name}")
+
+# %% [markdown]
+# ## What this machine has
+#
+# **What to look at:** every line that does not start with `ok`: it is what stands between you
+# and the cross-cluster part, with the step that fixes it.
+
+# %%
+k8s = availability("kubernetes")
+named_peer = os.environ.get("APPCOUP_PEER_CONTEXT") or os.environ.get("APPCOUP_PEER_KUBECONFIG") or ""
+missing = []
+if not k8s.ok:
+    missing.append(f"a Kubernetes cluster: {k8s.detail}" + (f" (fix: {k8s.fix})" if k8s.fix else ""))
+if rt.name != "kubernetes":
+    missing.append(f"this notebook runs on {rt.name}; federation needs runtime='kubernetes'")
+if not named_peer:
+    missing.append("a second cluster: set the parameter peer= (a context or a kubeconfig file), or "
+                   "APPCOUP_PEER_CONTEXT / APPCOUP_PEER_KUBECONFIG")
+print(str(k8s))
+print(f"{'ok ' if named_peer else '-- '}peer        {named_peer or 'no second cluster named'}")
+federated = not missing
+if missing:
+    print("\nMissing for the cross-cluster part:")
+    for m in missing:
+        print(" -", m)
+    print("\nHow to get two clusters on a laptop (kind runs Kubernetes in Docker):\n"
+          "    kind create cluster --name a\n"
+          "    kind create cluster --name b\n"
+          "    kubectl config use-context kind-a\n"
+          "then run this notebook with runtime='kubernetes', peer='kind-b'.\n"
+          "Two contexts of any two real clusters (minikube profiles, k3d, a cloud cluster) do as well.")
+
+# %% [markdown]
+# ## The baseline: one cluster (or one engine), through a Service
+#
+# The same programs coupled in one place, by the `service` scenario of notebook 04: echo reads the
+# adapter through a name. Whatever federation adds comes on top of this.
+
+# %%
+with rt.up("service", interval=interval, port=0) as svc:
+    svc.wait_ready()
+    baseline = loose.latencies(svc, requests)
+print(f"service on {rt.name}: p50 {loose.percentile(baseline, 50) * 1000:.2f} ms, "
+      f"p99 {loose.percentile(baseline, 99) * 1000:.2f} ms over {len(baseline)} requests")
+
+# %% [markdown]
+# ## Across two clusters
+#
+# **What to look at:** the latency curve of `federation` against the baseline (every request
+# now leaves cluster B, crosses to a node of cluster A, and comes back), and then what echo in B
+# serves while the generator in A is killed and restarted by A alone.
+
+# %%
+samples = {f"service on {rt.name}": baseline}
+fed_timeline = None
+if federated:
+    try:
+        with rt.up("federation", interval=interval, port=0) as fed:
+            fed.wait_ready(timeout=120)
+            samples["federation: echo in B → adapter in A"] = loose.latencies(fed, requests)
+            fed_timeline = ac.watch(fed, duration, actions={
+                duration / 4: ("kill the generator in cluster A", lambda: fed.kill("generator"))})
+            print({name: st.get("restarts") for name, st in fed.status().items()}, "restarts")
+    except ac.AppcoupError as e:
+        print(e)
+else:
+    print("Skipped: this needs two clusters (see what is missing above). Only the baseline was measured.")
+
+loose.plot_latencies(samples, title="latency of GET /data")
+plt.show()
+if fed_timeline is not None:
+    fed_timeline.plot(title="echo in cluster B while cluster A loses its generator")
+    plt.show()
+
+# %% [markdown]
+# ## What federation costs and buys
+#
+# Each cluster fails, upgrades and scales on its own: the producer's cluster can lose its
+# generator, and the consumer keeps serving what the adapter last gave it until the generator is
+# back (watch the count flatten, then rise again). The costs: every request crosses clusters (the
+# latency you measured), the address is configuration that someone must keep right in cluster B,
+# and the adapter is now exposed beyond its cluster (a NodePort here; in production, an ingress
+# with TLS and authentication).
+#
+# ## Try it
+#
+# **Predict:** in the federated app, kill **echo** (in cluster B) instead of the generator. Which
+# cluster restarts something, and does cluster A notice at all?
+#
+# **Try** it with two clusters: `fed.kill("echo")`, then `fed.status()` and `fed.events()`. With
+# one cluster, do the same on the `service` scenario in notebook 04 and compare the restarts.
+# **Check:** the restarts in each unit, from `app.status()`.
+
+# %%
+
+
+# %%
+# On one cluster (or engine): echo's unit restarts, the generator's unit never hears of it.
+with rt.up("service", interval=interval, port=0) as svc:
+    svc.wait_ready()
+    svc.kill("echo")
+    svc.wait_until(svc.answers, 60, "echo to answer again")
+    restarts = {name: st["restarts"] for name, st in svc.status().items()}
+print(restarts)
