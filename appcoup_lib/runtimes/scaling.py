@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,42 +24,6 @@ from ..scenarios import Container, Unit
 
 MAX_REPLICAS = 5  # a laptop's worth: every copy is a real process or container
 DRAIN = 0.3  # seconds between taking a copy out of the front and stopping it (in-flight requests end)
-
-
-class Requests:
-    """GET ``url`` every ``period`` s in the background; count requests and failed ones.
-
-    A failed request is one a learner would see fail: no answer, or a status other than 200.
-    """
-
-    def __init__(self, url: str, period: float = 0.02, timeout: float = 2.0) -> None:
-        self.url, self.period, self.timeout = url, period, timeout
-        self.sent = 0
-        self.failed = 0
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sent += 1
-            try:
-                with urllib.request.urlopen(self.url, timeout=self.timeout) as r:
-                    r.read()
-            except (urllib.error.URLError, OSError) as e:  # HTTPError (a 502, a 503) is a URLError
-                self.failed += 1
-                if len(self.errors) < 5:
-                    body = e.read().decode(errors="replace").strip() if isinstance(e, urllib.error.HTTPError) else ""
-                    self.errors.append(" ".join(filter(None, [str(getattr(e, "reason", e)), body[:200]])))
-            self._stop.wait(self.period)
-
-    def __enter__(self) -> Requests:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:
@@ -198,7 +161,9 @@ class Scaling:
         before = self._identities()
         rolling = self._has_front(unit)
         copies = self._copies(unit)
-        with Requests(self.url + "/data", period=period) as req:  # type: ignore[attr-defined]
+        from ..measure import Poller  # the one poller every measurement uses
+
+        with Poller(self, every=period) as poll:  # type: ignore[arg-type]
             t0 = time.monotonic()
             if rolling:
                 # Surge: one extra copy of the new version joins first, so capacity never drops.
@@ -219,12 +184,13 @@ class Scaling:
             new_ident, m = after.get(name, (None, n))
             restarts[name] = max(m - n, 0 if new_ident == ident else 1)
         generator = next((c.name for c in sc.containers if "generator" in c.runs), None)
+        sent, failed = len(poll.samples), poll.failures
         self._record(unit.name, "rolled-out",  # type: ignore[attr-defined]
-                     f"{program}: {req.failed}/{req.sent} requests failed, {'rolling' if rolling else 'recreate'}")
+                     f"{program}: {failed}/{sent} requests failed, {'rolling' if rolling else 'recreate'}")
         return {
             "program": program, "unit": unit.name, "replicas": copies,
             "strategy": "rolling" if rolling else "recreate",
-            "requests": req.sent, "failed_requests": req.failed, "errors": req.errors,
+            "requests": sent, "failed_requests": failed, "seconds_without_data": round(poll.dark, 3),
             "seconds": round(seconds, 3), "build_seconds": round(build, 3),
             "replaced": sorted(n for n in before if after.get(n, (None,))[0] != before[n][0]),
             "untouched": sorted(n for n in before if after.get(n) == before[n]),
@@ -260,4 +226,4 @@ class Scaling:
                 and used_by.get(v)]
 
 
-__all__ = ["MAX_REPLICAS", "Requests", "Scaling", "answers"]
+__all__ = ["MAX_REPLICAS", "Scaling", "answers"]
