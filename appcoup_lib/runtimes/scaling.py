@@ -34,6 +34,32 @@ def answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+class _Traffic:
+    """The one poller (:class:`~appcoup_lib.measure.Poller`), counting what the learner's URL answered."""
+
+    through = "the app's URL"
+
+    def __init__(self, app: Any, period: float) -> None:
+        from ..measure import Poller
+
+        self.poll = Poller(app, every=period)
+
+    def __enter__(self) -> _Traffic:
+        self.poll.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.poll.__exit__(*exc)
+
+    @property
+    def sent(self) -> int:
+        return len(self.poll.samples)
+
+    @property
+    def failed(self) -> int:
+        return self.poll.failures
+
+
 class Scaling:
     """Mixin for an :class:`~appcoup_lib.runtimes.base.App`: ``scale``, ``rollout``, ``recreate``."""
 
@@ -159,23 +185,10 @@ class Scaling:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
         before = self._identities()
-        rolling = self._has_front(unit)
         copies = self._copies(unit)
-        from ..measure import Poller  # the one poller every measurement uses
-
-        with Poller(self, every=period) as poll:  # type: ignore[arg-type]
+        with self._traffic(unit, period) as traffic:
             t0 = time.monotonic()
-            if rolling:
-                # Surge: one extra copy of the new version joins first, so capacity never drops.
-                self._scale(unit, copies + 1, versions=versions)
-                for k in range(1, copies + 1):
-                    self._leave_front(unit, k)
-                    time.sleep(DRAIN)
-                    self._replace(unit, k, versions)
-                    self._join_front(unit, k)
-                self._scale(unit, copies)
-            else:
-                self._replace(unit, 1, versions)
+            strategy = self._roll_out(unit, versions, copies)
             seconds = time.monotonic() - t0
             time.sleep(settle)  # requests right after the rollout count too
         after = self._identities()
@@ -184,19 +197,37 @@ class Scaling:
             new_ident, m = after.get(name, (None, n))
             restarts[name] = max(m - n, 0 if new_ident == ident else 1)
         generator = next((c.name for c in sc.containers if "generator" in c.runs), None)
-        sent, failed = len(poll.samples), poll.failures
+        sent, failed = traffic.sent, traffic.failed
         self._record(unit.name, "rolled-out",  # type: ignore[attr-defined]
-                     f"{program}: {failed}/{sent} requests failed, {'rolling' if rolling else 'recreate'}")
+                     f"{program}: {failed}/{sent} requests failed, {strategy}")
         return {
-            "program": program, "unit": unit.name, "replicas": copies,
-            "strategy": "rolling" if rolling else "recreate",
-            "requests": sent, "failed_requests": failed, "seconds_without_data": round(poll.dark, 3),
+            "program": program, "unit": unit.name, "replicas": copies, "strategy": strategy,
+            "requests": sent, "failed_requests": failed, "requests_through": traffic.through,
             "seconds": round(seconds, 3), "build_seconds": round(build, 3),
             "replaced": sorted(n for n in before if after.get(n, (None,))[0] != before[n][0]),
             "untouched": sorted(n for n in before if after.get(n) == before[n]),
             "restarts": restarts,
             "generator_restarts": restarts.get(generator, 0) if generator else 0,
         }
+
+    def _roll_out(self, unit: Unit, versions: dict[str, str], copies: int) -> str:
+        """Replace the old version by ``versions`` in every copy of ``unit``; return the strategy's name."""
+        if not self._has_front(unit):
+            self._replace(unit, 1, versions)  # nothing in front: stop and start again
+            return "recreate"
+        # Surge: one extra copy of the new version joins first, so capacity never drops.
+        self._scale(unit, copies + 1, versions=versions)
+        for k in range(1, copies + 1):
+            self._leave_front(unit, k)
+            time.sleep(DRAIN)
+            self._replace(unit, k, versions)
+            self._join_front(unit, k)
+        self._scale(unit, copies)
+        return "rolling"
+
+    def _traffic(self, unit: Unit, period: float) -> Any:
+        """What counts the requests during a rollout: GET /data at ``app.url``, every ``period`` s."""
+        return _Traffic(self, period)
 
     def recreate(self, *units: str) -> dict[str, Any]:
         """Delete ``units`` entirely (containers and scratch volumes), then create them again.
