@@ -88,7 +88,7 @@ _CLIENT: dict[str, Any] = {}  # one client per engine and process: connecting co
 def _client() -> Any:
     import os
 
-    from .runtimes.docker import connect
+    from ._docker import connect
 
     where = os.environ.get("DOCKER_HOST", "")  # another engine (DOCKER_HOST changed): another client
     if where not in _CLIENT:

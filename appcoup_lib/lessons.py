@@ -134,7 +134,7 @@ def _remove_images(tags: list[str]) -> None:
     """Remove the lesson's changed images, so the next run measures a real rebuild again."""
     if not tags:
         return
-    from .runtimes.docker import connect
+    from ._docker import connect
 
     client = connect()
     for t in tags:

@@ -87,6 +87,16 @@ print(f"seconds without data: {timeline.seconds_without_data:.2f}")
 for event in app.events():
     print(event)
 
+# %% [markdown]
+# **On Kubernetes, how does `kill` reach echo?** Nothing here logs into the node. Inside its own
+# container, echo would be PID 1, and the kernel ignores signals sent to PID 1 from inside its
+# namespace. So the course's pods set `shareProcessNamespace: true` (see `manifests/pod/pod.yaml`):
+# the pod's tiny *pause* process is PID 1, the programs are ordinary processes, and `app.kill`
+# runs `kill -9` through `kubectl exec`-style exec. What it changes: each container sees the
+# others' processes (`app.processes()` sorts them by the program each container starts), and a
+# program's SIGTERM handling no longer depends on being PID 1. `single-image` keeps its own PID
+# namespace on purpose: its supervisor *is* PID 1, which is the lesson of notebook 02.
+
 # %%
 app.down()
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster.conftest_cluster import k8s_cluster, k8s_cluster_b, k8s_namespace  # noqa: F401
 
 import appcoup_lib as ac
 from appcoup_lib.errors import AppcoupError, NotReady, NotSupported
 from appcoup_lib.runtimes.base import LEARNER_LABEL
-from cluster.conftest_cluster import k8s_cluster, k8s_cluster_b, k8s_namespace  # noqa: F401
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.cluster, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -287,7 +287,8 @@ def test_nothing_is_left_after_a_killed_kernel_and_clean(k8s_cluster) -> None:  
     assert name in _our_namespaces()  # the cluster keeps it running
     # The kubernetes runtime's clean, as `appcoup clean` runs it (only this runtime: the Docker engine is shared).
     clean = "from appcoup_lib.runtimes.kubernetes import KubernetesRuntime as K; print(K.clean())"
-    r = subprocess.run([sys.executable, "-c", clean], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", clean], env=env, capture_output=True, text=True, timeout=300,
+                       check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert name not in _our_namespaces()
     from appcoup_lib.runtimes.kubernetes.client import call, connect

@@ -189,7 +189,7 @@ class KubernetesApp(App):
             ws = part.conn.stream("connect_get_namespaced_pod_exec", pod, part.namespace, container=container,
                                   command=argv, stderr=True, stdin=False, stdout=True, tty=False,
                                   _preload_content=False)
-        except Exception as e:  # noqa: BLE001 - converted at the boundary
+        except Exception as e:
             raise api_error(f"Cannot run {argv[0]!r} in container {container!r} of pod {pod}", e) from e
         try:
             ws.run_forever(timeout=timeout)
@@ -224,7 +224,7 @@ class KubernetesApp(App):
                 rows += [{"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"}
                          for c in unit.containers]
                 continue
-            code, out, _ = self._exec(part, pod["metadata"]["name"], running[0], ["sh", "-c", _proc.PS])
+            _, out, _ = self._exec(part, pod["metadata"]["name"], running[0], ["sh", "-c", _proc.PS])
             procs = _proc.parse_ps(out)
             owner = _owners(procs, unit.containers)
             for c in unit.containers:
@@ -246,7 +246,7 @@ class KubernetesApp(App):
                 fix=f"kill one of its programs instead: app.kill({c.programs[0]!r})")
         pod = self.pod_of(unit.name)
         target = program if program in _proc.SCRIPTS else container
-        code, out, err = self._exec(part, pod, container, ["sh", "-c", _proc.pkill(target)])
+        _, out, err = self._exec(part, pod, container, ["sh", "-c", _proc.pkill(target)])
         pids = out.split()
         if not pids:
             raise NotFound(f"No {program} process runs inside container {container!r} now.",
@@ -262,7 +262,7 @@ class KubernetesApp(App):
             resp = part.conn.core().read_namespaced_pod_log(pod, part.namespace, container=container,
                                                             _preload_content=False, _request_timeout=(5, 30))
             return resp.data.decode("utf-8", "replace")
-        except Exception as e:  # noqa: BLE001 - converted at the boundary
+        except Exception as e:
             raise api_error(f"Cannot read the logs of {container!r}", e) from e
 
     def replace(self, container: str, image: str) -> None:
@@ -379,7 +379,7 @@ def delete_namespace(conn: Connection, namespace: str) -> bool:
     try:
         core.delete_namespace(namespace, body={"propagationPolicy": "Background"}, _preload_content=False,
                               _request_timeout=(5, 30))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         if status_of(e) == 404:
             return False
         raise api_error(f"Cannot delete the namespace {namespace!r}", e, conn) from e
@@ -401,7 +401,7 @@ def wait_gone(conn: Connection, namespace: str, timeout: float = DELETE_TIMEOUT)
     while time.monotonic() < deadline:
         try:
             core.read_namespace(namespace, _preload_content=False, _request_timeout=(5, 10))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if status_of(e) == 404:
                 return
             raise api_error(f"Cannot check that {namespace!r} is gone", e, conn) from e

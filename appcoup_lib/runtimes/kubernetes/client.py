@@ -167,7 +167,7 @@ def call(fn: Callable[..., Any], *args: Any, what: str, timeout: Any = REQUEST_T
     try:
         resp = fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
         data = resp.data
-    except Exception as e:  # noqa: BLE001 - converted at the boundary
+    except Exception as e:
         if missing_ok and status_of(e) == 404:
             return None
         raise api_error(what, e) from e

@@ -25,12 +25,33 @@ from typing import Any
 from ...errors import AlreadyUp, AppcoupError, NotFound, NotSupported, RuntimeUnavailable
 from ...scenarios import Scenario
 from ...scenarios import scenario as get_scenario
-from ..base import (APP_LABEL, LABEL, LABEL_VALUE, LEARNER_LABEL, App, Availability, Runtime, check_name,
-                    default_name, learner, register)
+from ..base import (
+    APP_LABEL,
+    LABEL,
+    LABEL_VALUE,
+    LEARNER_LABEL,
+    App,
+    Availability,
+    Runtime,
+    check_name,
+    default_name,
+    learner,
+    register,
+)
 from . import images as cluster_images
 from . import translate
 from .app import KubernetesApp, Part, annotations_of, delete_namespace, wait_gone
-from .client import FIX_CLUSTER, FIX_SDK, Connection, api_error, call, connect, contexts, kubeconfig_path, status_of
+from .client import (
+    FIX_CLUSTER,
+    FIX_SDK,
+    Connection,
+    api_error,
+    call,
+    connect,
+    contexts,
+    kubeconfig_path,
+    status_of,
+)
 
 PEER_CONTEXT_ENV = "APPCOUP_PEER_CONTEXT"
 PEER_KUBECONFIG_ENV = "APPCOUP_PEER_KUBECONFIG"
