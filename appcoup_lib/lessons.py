@@ -31,7 +31,8 @@ _CHANGES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _docker(runtime: Any = None) -> Any:
+def _docker(runtime: Any = None, *, needs: str = "") -> Any:
+    """The runtime a lesson measures on: Docker, or any runtime whose apps can ``needs`` (kubernetes)."""
     from .runtimes import runtime as get_runtime
     from .runtimes.docker import DockerRuntime
 
@@ -39,11 +40,13 @@ def _docker(runtime: Any = None) -> Any:
         return get_runtime("docker")
     if isinstance(runtime, str):
         runtime = get_runtime(runtime)
-    if not isinstance(runtime, DockerRuntime):
-        raise NotSupported(f"This lesson is measured on Docker images, not on the {runtime.name} runtime.",
-                           why="it rebuilds images and replaces containers, which only a container engine does",
-                           fix="pass runtime('docker'), or read the numbers recorded in the notebook")
-    return runtime
+    if isinstance(runtime, DockerRuntime) or (needs and needs in getattr(runtime, "app_abilities", ())):
+        return runtime
+    raise NotSupported(f"This lesson is measured on images and containers, not on the {runtime.name} runtime.",
+                       why="it rebuilds images and replaces containers, which only a container engine "
+                           "or a cluster does",
+                       fix="pass runtime('docker') or runtime('kubernetes'), or read the numbers recorded in the "
+                           "notebook")
 
 
 def change_one_line(context: Path, program: str) -> Path:
@@ -61,12 +64,16 @@ def change_one_line(context: Path, program: str) -> Path:
     return path
 
 
-def _snapshot(app: Any) -> dict[str, tuple[str, int]]:
-    out = {}
-    for ctr in app._owned():
-        ctr.reload()
-        out[ctr.name] = (ctr.id, int(ctr.attrs.get("RestartCount", 0)))
-    return out
+def _snapshot(app: Any) -> dict[str, tuple[Any, ...]]:
+    """Per container, what changes when it is restarted or recreated."""
+    if hasattr(app, "_owned"):  # Docker: a replaced container is a new container (a new id)
+        out = {}
+        for ctr in app._owned():
+            ctr.reload()
+            out[ctr.name] = (ctr.id, int(ctr.attrs.get("RestartCount", 0)))
+        return out
+    # Kubernetes: an image changed in place restarts the container in its pod (restartCount + 1).
+    return {c: (st.get("pod"), st.get("restarts"), st.get("image")) for c, st in app.status().items()}
 
 
 def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", program: str = "echo",
@@ -84,7 +91,7 @@ def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", pr
     """
     from . import images
 
-    rt = _docker(runtime)
+    rt = _docker(runtime, needs="replace")
     sc = get_scenario(scenario)
     if program not in _CHANGES:
         raise InvalidInput(f"{program!r} is not a program this lesson can change.",
@@ -146,15 +153,18 @@ def _remove_images(tags: list[str]) -> None:
 
 def stop_time(supervisor: Literal["naive", "init"] = "naive", runtime: Any = None, timeout: int = 10,
               *, progress: bool | None = None) -> float:
-    """Seconds ``docker stop`` takes on `single-image` with the ``naive`` or ``init`` supervisor.
+    """Seconds a stop takes on `single-image` with the ``naive`` or ``init`` supervisor.
+
+    On Kubernetes the pod is deleted with ``timeout`` as its grace period (``terminationGracePeriodSeconds``):
+    the same SIGTERM, then SIGKILL, from the kubelet.
 
     ``docker stop`` sends SIGTERM to PID 1 and, after ``timeout`` seconds, SIGKILL. The naive
     ``sh app.sh`` as PID 1 has no handler, so the kernel drops SIGTERM and Docker waits out the
     whole grace period; ``app-init.sh`` forwards it to both programs and exits in well under a second.
     """
-    rt = _docker(runtime)
+    rt = _docker(runtime, needs="stop")
     with rt.up("single-image", supervisor=supervisor, interval=0.5, port=0, progress=progress) as app:
-        app.wait_ready(timeout=30, progress=progress)
+        app.wait_ready(timeout=60, progress=progress)
         return round(app.stop("app", timeout=timeout), 3)
 
 

@@ -2,7 +2,8 @@
 
 Writes ``build/bench.json`` (a list of ``{runtime, scenario, metric, seconds}``), prints the same as
 a table, and checks the targets. ``seconds`` is null where the thing never happens (a naive
-supervisor never brings echo back). Docker rows are added when a Docker engine answers.
+supervisor never brings echo back). Docker rows are added when a Docker engine answers, kubernetes
+rows (and the kubectl baseline) when a cluster does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ TARGETS = [
     ("docker", "ratio_first_number", "<", 1.3, None),
     ("docker", "stop_naive", ">=", 5.0, None),
     ("docker", "stop_forwarding", "<", 1.0, None),
+    ("kubernetes", "first_number", "<", 5.0, ("pod",)),
+    ("kubernetes", "recovery", "<", 3.0, ("pod", "service", "volume")),
+    ("kubernetes", "ratio_first_number", "<=", 1.0, None),
 ]
 
 
@@ -51,7 +55,7 @@ def check(rows: list[dict]) -> list[str]:
             if scenarios and r["scenario"] not in scenarios:
                 continue
             s = r["seconds"]
-            ok = s is not None and (s < limit if op == "<" else s >= limit)
+            ok = s is not None and {"<": s < limit, "<=": s <= limit, ">=": s >= limit}[op]
             if not ok:
                 misses.append(f"{runtime} {r['scenario']} {metric}: {s} (target {op} {limit})")
     return misses
@@ -76,6 +80,12 @@ def main() -> int:
             bench_docker.run(rows)
     else:
         print(f"docker rows skipped: {availability('docker').detail}")
+    if availability("kubernetes").ok:
+        import bench_kubernetes
+
+        bench_kubernetes.run(rows)
+    else:
+        print(f"kubernetes rows skipped: {availability('kubernetes').detail}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1))
     print(table(rows))

@@ -37,7 +37,7 @@ class Part:
 class KubernetesApp(App):
     """A scenario as pods on one (or, for `federation`, two) clusters."""
 
-    abilities = frozenset({"exec", "replace"})
+    abilities = frozenset({"exec", "replace", "stop"})
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, parts: list[Part],
                  started: float, port: int = 0, address: str = "127.0.0.1") -> None:
@@ -265,11 +265,15 @@ class KubernetesApp(App):
         except Exception as e:
             raise api_error(f"Cannot read the logs of {container!r}", e) from e
 
-    def replace(self, container: str, image: str) -> None:
-        """Run ``container`` from another image: in place for a bare pod (only that container restarts),
-        a rollout (a new pod) for a Deployment."""
+    def replace(self, container: str, image: str, *, timeout: float = 60) -> None:
+        """Run ``container`` from another image, and return once it runs (or the cluster says why not).
+
+        A bare pod's container image is changed in place: only that container restarts, in the same
+        pod. A Deployment's pod template is changed instead: a rollout, a new pod.
+        """
         unit = self.scenario.unit_of(container).name
         part = self.part(unit)
+        _load_if_built(part.conn, image)
         pod = self._newest(self._pods(part), unit)
         owners = (pod or {}).get("metadata", {}).get("ownerReferences") or []
         patch = {"spec": {"containers": [{"name": container, "image": image}]}}
@@ -279,6 +283,32 @@ class KubernetesApp(App):
         else:
             call(part.conn.apps().patch_namespaced_deployment, unit, part.namespace, {"spec": {"template": patch}},
                  what=f"Cannot change the image of {container!r}")
+        watcher = self.watcher(part)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not watcher.problems():
+            if _runs_image(watcher, unit, container, image):
+                return
+            watcher.wait(0.2)
+
+    def stop(self, container: str, timeout: int = 10) -> float:
+        """Delete the pod of ``container`` with a grace period of ``timeout`` s; the seconds until it is gone.
+
+        The kubelet sends SIGTERM to each container's main process and SIGKILL after the grace
+        period (``terminationGracePeriodSeconds``): a PID 1 that ignores SIGTERM takes all of it.
+        """
+        unit = self.scenario.unit_of(container).name
+        part = self.part(unit)
+        pod = self.pod_of(unit)
+        t0 = time.monotonic()
+        call(part.conn.core().delete_namespaced_pod, pod, part.namespace, grace_period_seconds=timeout,
+             what=f"Cannot delete the pod {pod}")
+        watcher = self.watcher(part)
+        while time.monotonic() - t0 < timeout + 60:
+            if pod in watcher.gone_pods:
+                return time.monotonic() - t0
+            watcher.wait(0.1)
+        raise NotReady(f"The pod {pod} was not gone {timeout + 60} s after its deletion.",
+                       fix=f"look at `kubectl describe pod -n {part.namespace} {pod}`")
 
     # -- readiness -------------------------------------------------------------------------------------
     def wait_ready(self, timeout: float = 60, *, progress: bool | None = None) -> App:
@@ -347,6 +377,31 @@ class KubernetesApp(App):
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+def _load_if_built(conn: Connection, image: str) -> None:
+    """Put ``image`` on the cluster when this machine's Docker engine has it (else the kubelet pulls it)."""
+    from ... import images
+    from . import images as cluster_images
+
+    try:
+        here = images._exists(images._client(), image)
+    except AppcoupError:
+        return  # no Docker here: nothing to load from
+    if here:
+        nodes = cluster_images.list_nodes(conn)
+        cluster_images.ensure_on_cluster(conn, cluster_images.detect(conn, nodes, set()), [image], nodes)
+
+
+def _runs_image(watcher: Watcher, unit: str, container: str, image: str) -> bool:
+    for pod in list(watcher.pods.values()):
+        if (pod["metadata"].get("labels") or {}).get(NAME_LABEL) != unit or pod["metadata"].get("deletionTimestamp"):
+            continue
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if (cs["name"] == container and (cs.get("state") or {}).get("running")
+                    and (cs.get("image") == image or cs.get("image", "").endswith("/" + image))):
+                return True
+    return False
 
 
 def _owners(procs: list[tuple[int, int, str]], containers: tuple[Any, ...]) -> dict[int, str]:

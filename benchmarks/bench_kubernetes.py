@@ -1,0 +1,164 @@
+"""Kubernetes rows of the benchmark: each scenario through the library, and the same manifests
+driven with ``kubectl`` the way a learner would type it (the ``kubectl`` baseline: ``apply``,
+``wait``, ``port-forward`` and a GET loop), interleaved so both see the same machine load.
+
+The cluster is the one ``KUBECONFIG`` names; images are built and loaded before anything is timed.
+``first_number`` is up -> first number served on this machine; ``recovery`` is kill echo -> /data
+answers again (the first crash: the kubelet restarts at once, later ones back off); ``down`` is
+until the app's namespace is gone. ``rebuild_one_change`` changes one line of echo and rolls the new
+image out in place (a bare pod's container image is mutable): the whole container in `single-image`,
+only echo's in `pod`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from bench_local import _answers, _free_port, _median, _wait, through_library
+
+import appcoup_lib as ac
+from appcoup_lib import images, lessons
+from appcoup_lib.runtimes.base import learner
+from appcoup_lib.runtimes.kubernetes import translate
+
+SCENARIOS = ("single-image", "pod", "service", "volume")
+INTERVAL = 0.2
+CLI = "appcoup-benchkubectl"  # the baseline's namespace
+
+
+def kubectl() -> str:
+    for cand in (shutil.which("kubectl"), "/var/cache/appcoup-cluster/kubectl"):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise RuntimeError("the kubectl baseline needs kubectl on PATH")
+
+
+def _k(*args: str, stdin: str | None = None, timeout: float = 120) -> str:
+    r = subprocess.run([kubectl(), *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    if r.returncode:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def _manifest(scenario: str, tags: dict[str, str]) -> str:
+    """The same objects the library applies (namespace included), as one List for `kubectl apply -f -`."""
+    sc = ac.scenario(scenario)
+    p = translate.plan(sc, scenario, CLI, tags=tags, interval=INTERVAL, learner=learner(), annotations={})
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [p.namespace, *p.objects]})
+
+
+class _Forward:
+    """`kubectl port-forward` in the background; restarted when it dies (as a learner would)."""
+
+    def __init__(self, target: str, port: int) -> None:
+        self.target, self.port = target, port
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([kubectl(), "-n", CLI, "port-forward", self.target, f"{self.port}:8000"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+def _wait_forwarding(fwd: _Forward, url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not _answers(url):
+        if not fwd.alive():
+            fwd.start()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} never answered")
+        time.sleep(0.02)
+
+
+def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
+    """first_number / recovery / down with kubectl."""
+    unit, container = ac.scenario(scenario).entry
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/data"
+    fwd: _Forward | None = None
+    try:
+        t0 = time.monotonic()
+        _k("apply", "-f", "-", stdin=_manifest(scenario, tags))
+        selector = f"app.kubernetes.io/name={unit}"
+        # Ready is what `kubectl wait` offers; echo's readiness probe is /data (or /healthz in remote mode).
+        _k("-n", CLI, "wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout=120s")
+        pod = _k("-n", CLI, "get", "pod", "-l", selector, "-o", "jsonpath={.items[0].metadata.name}")
+        fwd = _Forward(f"pod/{pod}", port)
+        _wait_forwarding(fwd, url)
+        first = time.monotonic() - t0
+        time.sleep(1.2)
+        rec: float | None = None
+        if container == "echo":
+            t0 = time.monotonic()
+            # `pkill -9 -f echo.py` for an image without pkill ([o]: the pattern must not match this shell).
+            _k("-n", CLI, "exec", pod, "-c", "echo", "--", "sh", "-c", "for d in /proc/[0-9]*; do "
+               "grep -q '/app/ech[o].py' $d/cmdline 2>/dev/null && kill -9 ${d#/proc/}; done")
+            time.sleep(0.01)
+            try:
+                _wait_forwarding(fwd, url, 10)
+                rec = time.monotonic() - t0
+            except RuntimeError:
+                rec = None
+    finally:
+        if fwd is not None:
+            fwd.stop()
+        t0 = time.monotonic()
+        _k("delete", "namespace", CLI, "--ignore-not-found", "--wait=true", timeout=300)
+        down = time.monotonic() - t0
+    return {"first_number": first, "recovery": rec, "down": down}
+
+
+def run(rows: list[dict], repeat: int = 3) -> None:
+    rt = ac.runtime("kubernetes")
+    names = sorted({c.image for s in SCENARIOS for c in ac.scenario(s).containers})
+    tags = images.ensure(names, progress=False)
+    _k("delete", "namespace", CLI, "--ignore-not-found", "--wait=true", timeout=300)
+    for scenario in SCENARIOS:
+        lib: dict[str, list] = {}
+        hand: dict[str, list] = {}
+        through_library(rt, scenario)  # unmeasured: loads the images into the cluster if needed
+        for i in range(repeat):
+            pair = [("lib", lambda s=scenario: through_library(rt, s)), ("hand", lambda s=scenario: by_hand(s, tags))]
+            for who, measure in (pair if i % 2 == 0 else pair[::-1]):
+                for k, v in measure().items():
+                    (lib if who == "lib" else hand).setdefault(k, []).append(v)
+        for metric in ("first_number", "recovery", "down"):
+            rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": metric,
+                         "seconds": _median(lib[metric])})
+            rows.append({"runtime": "kubectl", "scenario": scenario, "metric": metric, "seconds": _median(hand[metric])})
+        lf, hf = _median(lib["first_number"]), _median(hand["first_number"])
+        rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": "ratio_first_number",
+                     "seconds": lf / hf if lf and hf else None})
+    for scenario in ("single-image", "pod"):
+        try:
+            r = lessons.rebuild_after_change(rt, scenario, "echo", interval=INTERVAL, progress=False)
+        except ac.AppcoupError as e:
+            print(f"kubernetes rebuild_one_change ({scenario}) not measured: {e.what}")
+            continue
+        rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": "rebuild_one_change",
+                     "seconds": r["redeploy_seconds"]})
+        rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": "rebuild_no_data",
+                     "seconds": r["no_data_seconds"]})
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("APPCOUP_PROGRESS", "0")
+    out: list[dict] = []
+    run(out, repeat=int(os.environ.get("APPCOUP_BENCH_REPEAT", "3")))
+    import bench
+
+    print(bench.table(out))
+    for m in bench.check(out):
+        print(f"MISSED TARGET: {m}")
