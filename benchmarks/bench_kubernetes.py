@@ -93,6 +93,9 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
         _k("apply", "-f", "-", stdin=_manifest(scenario, tags))
         selector = f"app.kubernetes.io/name={unit}"
         # Ready is what `kubectl wait` offers; echo's readiness probe is /data (or /healthz in remote mode).
+        # A Deployment's pod appears a moment after `apply`: `kubectl wait` finds nothing until then.
+        while not _k("-n", CLI, "get", "pod", "-l", selector, "-o", "name").strip():
+            time.sleep(0.1)
         _k("-n", CLI, "wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout=120s")
         pod = _k("-n", CLI, "get", "pod", "-l", selector, "-o", "jsonpath={.items[0].metadata.name}")
         fwd = _Forward(f"pod/{pod}", port)

@@ -843,13 +843,17 @@ class DockerRuntime(Runtime):
                 svc = next(s for s in sc.services if s.name == c.source)
                 env["SOURCE_URL"] = f"http://{svc.name}:{svc.port}/data"
             volumes = {vols[c.volume]: {"bind": c.workdir, "mode": "rw"}} if c.volume else None
+            # The images run as a non-root user (10001, group 0); a host directory belongs to whoever
+            # runs appcoup, so containers writing into one run as that user (`docker run -u`).
+            user = (f"{os.getuid()}:{os.getgid()}" if c.volume and sc.volumes.get(c.volume) == "host-dir"
+                    else None)
             app.client.containers.run(
                 tags[c.image], command=list(c.command), name=app.container_name(c.name), detach=True,
-                environment=env, working_dir=c.workdir, volumes=volumes, ports=ports,
+                environment=env, working_dir=c.workdir, volumes=volumes, ports=ports, user=user,
                 labels=_labels(app.name, sc.name, **meta, **{"appcoup.container": c.name, "appcoup.unit": unit.name}),
                 restart_policy={"Name": "always"} if unit.restart == "always" else None, **netkw)
             aliases = [s.name for s in sc.services if s.unit == unit.name] + [unit.name]
-            return _cli("run", app.container_name(c.name), tags[c.image], ports=ports, env=env, volumes=volumes,
+            return _cli("run", app.container_name(c.name), tags[c.image], ports=ports, env=env, volumes=volumes, user=user,
                         network=netkw.get("network") or (f"container:{app.pause_name(unit.name)}"
                                                          if netkw.get("network_mode") else None),
                         restart=unit.restart,
@@ -909,11 +913,13 @@ class DockerRuntime(Runtime):
 
 def _cli(verb: str, name: str, image: str, *, ports: Any = None, env: dict | None = None,
          volumes: dict | None = None, network: str | None = None, restart: str = "never",
-         aliases: list[str] | None = None) -> str:
+         aliases: list[str] | None = None, user: str | None = None) -> str:
     """The `docker run` command line equivalent to one SDK call (shown to learners)."""
     parts = ["docker", verb, "-d", "--name", name]
     if restart == "always":
         parts += ["--restart", "always"]
+    if user:
+        parts += ["-u", user]
     if network:
         parts += ["--network", network]
     for a in aliases or []:
