@@ -307,6 +307,7 @@ class App(ABC):
     def wait_ready(self, timeout: float = 30, *, progress: bool | None = None) -> App:
         """Wait until GET /data answers with at least one number."""
         deadline = time.monotonic() + timeout
+        next_check = time.monotonic() + 0.2
         with Progress(f"waiting for {self.scenario.name} to serve /data", total=None, enabled=progress) as bar:
             while True:
                 try:
@@ -314,6 +315,14 @@ class App(ABC):
                         return self
                 except NotReady:
                     pass
+                if time.monotonic() > next_check:
+                    next_check = time.monotonic() + 0.25
+                    failure = self._failed()
+                    if failure is not None:
+                        # It cannot start (its port was taken after it was chosen ...): no point
+                        # waiting, and nothing of it may stay behind.
+                        self.down()
+                        raise failure
                 if time.monotonic() > deadline:
                     raise NotReady(
                         f"{self.scenario.name!r} on {self.runtime.name} served no number at {self.url}/data "
@@ -323,6 +332,10 @@ class App(ABC):
                     )
                 bar.tick()
                 time.sleep(0.01)
+
+    def _failed(self) -> AppcoupError | None:
+        """Why the app can never get ready (checked while waiting), or None. Runtimes may say more."""
+        return None
 
     def _not_ready_hint(self) -> str:
         try:

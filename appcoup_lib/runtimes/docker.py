@@ -464,6 +464,7 @@ class DockerApp(DockerScaling, App):
             raise _sdk_error(f"Cannot read Docker's events for {self.name!r}", e) from e
         out: list[Event] = []
         starts: dict[str, int] = {}
+        words: dict[str, str] = {}
         for ev in raw:
             action = ev.get("Action") or ev.get("status") or ""
             attrs = (ev.get("Actor") or {}).get("Attributes") or {}
@@ -475,7 +476,9 @@ class DockerApp(DockerScaling, App):
                 starts[who] = starts.get(who, 0) + 1
                 out.append(Event(t, who, "started" if starts[who] == 1 else "restarted", attrs.get("image", "")))
             elif action == "die":
-                out.append(Event(t, who, "exited", f"exit code {attrs.get('exitCode', '?')}"))
+                code = attrs.get("exitCode", "?")
+                why = self._last_words(who, words) if code not in ("0", "137", "143", "?") else ""
+                out.append(Event(t, who, "exited", f"exit code {code}" + (f": {why}" if why else "")))
             elif action == "kill":
                 out.append(Event(t, who, "killed", f"signal {attrs.get('signal', '?')}"))
             elif action.startswith("health_status"):
@@ -485,6 +488,17 @@ class DockerApp(DockerScaling, App):
                                           "restart": "restarted"}.get(action, action), ""))
         out.extend(self._recorded())
         return sorted(out, key=lambda e: e.time)
+
+    def _last_words(self, container: str, cache: dict[str, str]) -> str:
+        """The last line a container wrote on stderr: why it exited, when it said so."""
+        if container not in cache:
+            try:
+                raw = self._ctr(container).logs(stdout=False, stderr=True, tail=3)
+                lines = [ln for ln in raw.decode("utf-8", "replace").splitlines() if ln.strip()]
+                cache[container] = lines[-1].strip()[:200] if lines else ""
+            except Exception:  # noqa: BLE001 - gone already: the exit code must do
+                cache[container] = ""
+        return cache[container]
 
     @_engine_errors("Cannot read a container's logs")
     def logs(self, container: str) -> str:

@@ -416,8 +416,33 @@ class LocalApp(LocalScaling, App):
                 n = seen[m["sp"]] = seen.get(m["sp"], 0) + 1
                 events.append(Event(t, m["sp"], "started" if n == 1 else "restarted", f"pid {m['pid']}"))
             else:
-                events.append(Event(t, m["name"], m["kind"].replace(" ", "-"), m["detail"]))
+                detail = m["detail"]
+                if m["kind"] == "exited" and "not expected" in detail:
+                    why = self._last_words(m["name"])
+                    detail += f": {why}" if why else ""
+                events.append(Event(t, m["name"], m["kind"].replace(" ", "-"), detail))
         return events
+
+    def _failed(self) -> AppcoupError | None:
+        """The entry program could not listen on its port (taken between choosing and binding)."""
+        entry = self.scenario.entry[1]
+        try:
+            log = (self.home / "logs" / f"{entry}.log").read_text(errors="replace")
+        except OSError:
+            return None
+        if "cannot listen on port" in log:
+            port = int(self.meta["port"])
+            return PortInUse(port, _port_holder(port))
+        return None
+
+    def _last_words(self, container: str) -> str:
+        """The last line a program printed that names it (``generator: cannot write ...``): why it exited."""
+        try:
+            lines = (self.home / "logs" / f"{container}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        said = [ln.strip() for ln in lines if ln.startswith(f"{container}:")]
+        return said[-1][:200] if said else ""
 
     def _spawn_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import sys
 import threading
 
 PORT = int(os.environ.get("PORT", "8080"))
@@ -67,7 +68,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    server = http.server.ThreadingHTTPServer((BIND_ADDRESS, PORT), Handler)
+    try:
+        server = http.server.ThreadingHTTPServer((BIND_ADDRESS, PORT), Handler)
+    except OSError as e:  # the port was taken after it was chosen: say so, plainly
+        print(f"adapter: cannot listen on port {PORT}: {e.strerror or e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     server.daemon_threads = True
 
     def stop(signum: int, _frame: object) -> None:

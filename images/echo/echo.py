@@ -92,7 +92,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    server = http.server.ThreadingHTTPServer((BIND_ADDRESS, PORT), Handler)
+    try:
+        server = http.server.ThreadingHTTPServer((BIND_ADDRESS, PORT), Handler)
+    except OSError as e:  # the port was taken after it was chosen: say so, plainly
+        print(f"echo: cannot listen on port {PORT}: {e.strerror or e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     server.daemon_threads = True
 
     def stop(signum: int, _frame: object) -> None:
