@@ -100,6 +100,7 @@ def test_clean_finishes_after_the_engine_comes_back(relay: Relay) -> None:
     p = _cli("clean", "--runtime", "docker", docker_host=relay.url)
     assert p.returncode == 0 and f"container {default_name('pod')}-echo" in p.stdout, p.stdout + p.stderr
     assert _objects(app.name) == []
+    app.down()  # nothing left to remove: this kernel's handle is done too
 
 
 @pytest.mark.skipif(os.environ.get("APPCOUP_TEST_DISRUPTIVE") != "1",

@@ -489,7 +489,10 @@ def _replace_own(runtime: str, name: str) -> None:
     if old is not None and not old._down and not getattr(old, "_in_with", False):
         del _OWN[(runtime, name)]
         print(f"(stopping {name!r}, which this kernel started earlier, to start it again)")
-        old.down()
+        try:
+            old.down()
+        except AppcoupError as e:  # its engine is gone, say: the new one must still be able to start
+            print(f"(could not stop the earlier {name!r}: {e.what})")
 
 
 _REGISTRY: dict[str, type[Runtime]] = {}
