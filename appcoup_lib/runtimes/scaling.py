@@ -142,7 +142,7 @@ class Scaling:
         t0 = time.monotonic()
         self._scale(u, replicas)
         self.wait_until(lambda: answers(self.url + "/data"), timeout, "the front to answer")  # type: ignore[attr-defined]
-        self._record(u.name, "scaled", f"{replicas} replica(s) behind {self.url}")  # type: ignore[attr-defined]
+        self._note(u.name, "scaled", f"{replicas} replica(s) behind {self.url}")  # type: ignore[attr-defined]
         return {"unit": u.name, "replicas": replicas, "seconds": round(time.monotonic() - t0, 3), "url": self.url}  # type: ignore[attr-defined]
 
     def rollout(self, program: str = "echo", *, context: str | Path | None = None, period: float = 0.02,
@@ -198,7 +198,7 @@ class Scaling:
             restarts[name] = max(m - n, 0 if new_ident == ident else 1)
         generator = next((c.name for c in sc.containers if "generator" in c.runs), None)
         sent, failed = traffic.sent, traffic.failed
-        self._record(unit.name, "rolled-out",  # type: ignore[attr-defined]
+        self._note(unit.name, "rolled-out",  # type: ignore[attr-defined]
                      f"{program}: {failed}/{sent} requests failed, {strategy}")
         return {
             "program": program, "unit": unit.name, "replicas": copies, "strategy": strategy,
@@ -209,6 +209,10 @@ class Scaling:
             "restarts": restarts,
             "generator_restarts": restarts.get(generator, 0) if generator else 0,
         }
+
+    def _note(self, who: str, kind: str, detail: str) -> None:
+        """Put what was done on the app's timeline (``app.events()``)."""
+        self._record(who, kind, detail)  # type: ignore[attr-defined]
 
     def _roll_out(self, unit: Unit, versions: dict[str, str], copies: int) -> str:
         """Replace the old version by ``versions`` in every copy of ``unit``; return the strategy's name."""
@@ -241,7 +245,7 @@ class Scaling:
         us = [self._unit(u) for u in units] if units else list(self.scenario.units)  # type: ignore[attr-defined]
         t0 = time.monotonic()
         self._recreate(us)
-        self._record(",".join(u.name for u in us), "recreated", "deleted and created again")  # type: ignore[attr-defined]
+        self._note(",".join(u.name for u in us), "recreated", "deleted and created again")  # type: ignore[attr-defined]
         return {"units": [u.name for u in us], "seconds": round(time.monotonic() - t0, 3)}
 
     def _scratch_of(self, units: list[Unit]) -> list[str]:

@@ -19,6 +19,7 @@ from .. import _proc
 from ..base import App, Event, Runtime, Table
 from .client import Connection, api_error, call, status_of
 from .portforward import PortForward
+from .scaling import KubernetesScaling
 from .timeline import Watcher
 from .translate import NAME_LABEL
 
@@ -34,10 +35,11 @@ class Part:
     units: tuple[str, ...]
 
 
-class KubernetesApp(App):
+class KubernetesApp(KubernetesScaling, App):
     """A scenario as pods on one (or, for `federation`, two) clusters."""
 
-    abilities = frozenset({"exec", "replace", "stop"})
+    # scale, rollout, recreate: see scaling.py (Deployments and Services do the work)
+    abilities = frozenset({"exec", "replace", "stop", "scale", "rollout", "recreate"})
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, parts: list[Part],
                  started: float, port: int = 0, address: str = "127.0.0.1") -> None:

@@ -197,17 +197,18 @@ class Watcher:
         return list(dict.fromkeys(out))
 
     def running_pod(self, unit: str, container: str) -> str | None:
-        """The name of a pod of ``unit`` whose ``container`` runs now (the newest if several)."""
-        best: tuple[str, str] | None = None
+        """The name of a pod of ``unit`` whose ``container`` runs now: a ready one first (during a
+        rolling update the newest pod runs before it answers), then the newest."""
+        best: tuple[bool, str, str] | None = None
         for name, pod in list(self.pods.items()):
             if (pod["metadata"].get("labels") or {}).get(NAME_LABEL) != unit or pod["metadata"].get("deletionTimestamp"):
                 continue
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
                 if cs["name"] == container and (cs.get("state") or {}).get("running"):
-                    created = pod["metadata"].get("creationTimestamp", "")
-                    if best is None or created > best[0]:
-                        best = (created, name)
-        return best[1] if best else None
+                    rank = (bool(cs.get("ready")), pod["metadata"].get("creationTimestamp", ""), name)
+                    if best is None or rank > best:
+                        best = rank
+        return best[2] if best else None
 
     def wait(self, timeout: float) -> None:
         with self.changed:
