@@ -35,6 +35,21 @@ _CRASH = ("killed", "exited", "gave-up", "probe-failed")
 _LIVE: dict[tuple[str, str], Dashboard] = {}  # (runtime, app name) -> the dashboard polling it
 
 
+def _own_events(events: list[Event]) -> list[Event]:
+    """Drop what happened to a container before it first started: an engine's event stream can
+    still show the exit of an earlier app's container of the same name."""
+    started: set[str] = set()
+    out = []
+    for e in events:
+        owner = e.container.split("/", 1)[0]
+        if e.kind in ("started", "restarted"):
+            started.add(owner)
+        elif e.kind in _CRASH and owner not in started:
+            continue
+        out.append(e)
+    return out
+
+
 def headless() -> bool:
     """True where no widget front end will render the panel (papermill, a script, a test).
 
@@ -112,7 +127,7 @@ class Dashboard:
             self.samples.append((now, answered))
             try:
                 status = self.app.status()
-                self.events = self.app.events()
+                self.events = _own_events(self.app.events())
             except AppcoupError as e:
                 if self.app._down:
                     return False
@@ -159,14 +174,21 @@ class Dashboard:
                     parts.append(f"<rect class='gap' x='{x(a)}' y='0' width='{max(2, x(t) - x(a))}' "
                                  f"height='{height - 18}' fill='#e53935' opacity='0.18'/>")
                 start = None
-        # Crash and restart moments: vertical lines with a label.
+        # Crash moments: red dashed lines, labelled (labels of close marks stack, not overlap);
+        # restarts: a short green tick at the bottom.
+        placed: list[tuple[float, int]] = []
         for e in self.events:
             if e.time < t0 or e.kind not in (*_CRASH, "restarted"):
                 continue
-            color = "#2e7d32" if e.kind == "restarted" else "#c62828"
+            if e.kind == "restarted":
+                parts.append(f"<line class='restart' x1='{x(e.time)}' x2='{x(e.time)}' y1='{height - 30}' "
+                             f"y2='{height - 18}' stroke='#2e7d32' stroke-width='2'/>")
+                continue
+            row = sum(1 for px, _ in placed if abs(px - x(e.time)) < 90) % 4
+            placed.append((x(e.time), row))
             parts.append(f"<line class='mark' x1='{x(e.time)}' x2='{x(e.time)}' y1='0' y2='{height - 18}' "
-                         f"stroke='{color}' stroke-dasharray='4 3'/>"
-                         f"<text x='{x(e.time) + 3}' y='12' font-size='10' fill='{color}'>"
+                         f"stroke='#c62828' stroke-dasharray='4 3'/>"
+                         f"<text x='{x(e.time) + 3}' y='{12 + 11 * row}' font-size='10' fill='#c62828'>"
                          f"{html.escape(e.container)} {html.escape(e.kind)}</text>")
         # The numbers themselves, as they arrived: a line, broken where /data was silent.
         pts = [(t, v) for t, v in self.points if t >= t0]
@@ -258,7 +280,7 @@ class Dashboard:
             b.on_click(lambda _b, p=prog: self._act(f"kill {p}", lambda: self.app.kill(p)))
             buttons.append(b)
         echo_unit = self.app.scenario.unit_of(self.app.scenario.entry[1]).name
-        scale = w.Button(description=f"scale {echo_unit} ×2", icon="clone")
+        scale = w.Button(description="scale ×2", icon="clone", tooltip=f"run 2 copies of {echo_unit} (again: back to 1)")
         self._replicas = 1
         scale.on_click(lambda _b: self._act("scale", self._scale))
         upgrade = w.Button(description="upgrade echo", icon="arrow-up",

@@ -14,7 +14,8 @@ error, so "Run All" goes through. To add an exercise, write a ``check_...`` func
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,41 @@ class Verdict:
         color = {True: "#1b7f3b", False: "#b3261e", None: "#666"}[self.ok]
         return (f"<div style='border-left:4px solid {color};padding:4px 10px'>"
                 f"<b style='color:{color}'>{html.escape(self.mark)}</b>: {html.escape(self.message)}</div>")
+
+
+@dataclass(frozen=True)
+class Solution:
+    """What a solution cell shows: its verdict and what it observed, folded until clicked.
+
+    JupyterLab unfolds a collapsed output when the cell runs (Run All), so the result itself
+    sits behind a "show" toggle; as text (papermill, a terminal) it is plain.
+    """
+
+    verdict: Verdict
+    observed: dict[str, Any]
+
+    def __str__(self) -> str:
+        seen = ", ".join(f"{k} = {v!r}" for k, v in self.observed.items())
+        return f"solution: {seen}\n{self.verdict}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        seen = "".join(f"<li><code>{html.escape(k)} = {html.escape(repr(v))}</code></li>"
+                       for k, v in self.observed.items())
+        return (f"<details class='appcoup-solution'><summary>show the solution's result</summary>"
+                f"<ul>{seen}</ul>{self.verdict._repr_html_()}</details>")
+
+
+def solution(check: Callable[..., Verdict], **observed: Any) -> Solution:
+    """Check what the solution observed (the ``observed`` names ``check`` takes); show it folded.
+
+    ``solution(check_pod_generator_killed, restarts={"generator": 1, "echo": 0})``; other
+    ``observed`` values are only shown.
+    """
+    params = inspect.signature(check).parameters
+    return Solution(check(**{k: v for k, v in observed.items() if k in params}), observed)
 
 
 def unanswered(answer: Any) -> bool:
@@ -155,6 +191,7 @@ def check_loose_scenarios(answer: Any, card: Iterable[dict[str, Any]] = ()) -> V
 
 
 __all__ = [
+    "Solution",
     "Verdict",
     "check_federation_runtimes",
     "check_loose_scenarios",
@@ -163,6 +200,7 @@ __all__ = [
     "check_service_generator_recreated",
     "check_single_image_generator_killed",
     "check_volume_replicas_share",
+    "solution",
     "unanswered",
     "verdict",
 ]

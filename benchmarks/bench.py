@@ -61,11 +61,47 @@ def check(rows: list[dict]) -> list[str]:
     return misses
 
 
+def machine(name: str | None = None) -> dict:
+    """Where the numbers were measured: enough for a reader to judge them."""
+    import platform
+    import re
+    import subprocess
+
+    cpu = ""
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    try:
+        docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                                text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        docker = ""
+    raw = name or platform.node() or "machine"
+    return {"name": re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-") or "machine",
+            "cpus": os.cpu_count(), "cpu": cpu, "system": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(), "docker": docker or None}
+
+
+def write_reference(rows: list[dict], name: str | None = None) -> Path:
+    """A dated copy of the rows for the notebooks (read by appcoup_lib.reference); commit it."""
+    import datetime
+
+    m = machine(name)
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "reference" / f"bench-{m['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    path.write_text(json.dumps({"date": stamp, "machine": m, "rows": rows}, indent=1) + "\n")
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=5, help="runs per local measurement (the median is kept)")
     ap.add_argument("--out", default="build/bench.json")
     ap.add_argument("--skip-course", action="store_true")
+    ap.add_argument("--machine", default=None,
+                    help="name of this machine in notebooks/reference/bench-<machine>.json (default: host name)")
     args = ap.parse_args()
     rows: list[dict] = []
     bench_local.run(rows, repeat=args.repeat)
@@ -90,6 +126,8 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(rows, indent=1))
     print(table(rows))
     print(f"\nwritten to {args.out}")
+    if any(r["runtime"] == "docker" for r in rows):
+        print(f"reference figures for the notebooks: {write_reference(rows, args.machine)}")
     misses = check(rows)
     for m in misses:
         print(f"MISSED TARGET: {m}")

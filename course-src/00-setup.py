@@ -48,7 +48,11 @@ interval = 0.5     # seconds between two numbers of the generator
 duration = 5.0     # seconds we watch the application in the demo cells
 
 # %%
+import matplotlib.pyplot as plt
+
 import appcoup_lib as ac
+from appcoup_lib.exercises import check_federation_runtimes, solution
+from appcoup_lib.paths import images_dir
 
 # %% [markdown]
 # ## What can run here?
@@ -72,8 +76,6 @@ print(f"runtime: {rt.name}  ({rt.description})")
 # shell script:
 
 # %%
-from appcoup_lib.paths import images_dir
-
 print((images_dir() / "generator" / "generator.sh").read_text())
 
 # %% [markdown]
@@ -101,8 +103,6 @@ ac.matrix()
 # generator writing and echo serving, together.
 
 # %%
-import matplotlib.pyplot as plt
-
 with ac.runtime_for("pod", rt.name).up("pod", interval=interval, port=0) as app:
     app.wait_ready()
     print(f"serving at {app.url}/data")
@@ -131,23 +131,38 @@ print("the first numbers:", first)
 
 
 # %%
-from appcoup_lib.exercises import check_federation_runtimes
-
 answer = ...   # your answer: a list of runtime names, e.g. ["local", "docker"]
 check_federation_runtimes(answer)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: ask the scenario, then see what local says when asked anyway.
+# Solution: ask the scenario, and see what local says when asked anyway.
 try:
     ac.runtime("local").up("federation")
 except ac.AppcoupError as e:
-    print(e)
-check_federation_runtimes(ac.scenario("federation").runtimes)
+    error = str(e)
+solution(check_federation_runtimes, answer=ac.scenario("federation").runtimes, local_says=error)
 
 # %% [markdown]
-# Nothing from this notebook is still running: `ac.running()` lists what appcoup runs right now
-# on every runtime (`appcoup status` in a terminal). If an interrupted cell ever leaves something
+# Every `with` block above took its app down again. `ac.running()` lists what appcoup runs right
+# now on every runtime (`appcoup status` in a terminal). If an interrupted cell ever leaves something
 # behind, `ac.clean()` (or `appcoup clean`) removes it all.
 
 # %%
 ac.running()
+
+# %% [markdown]
+# ## Play with it
+#
+# The measured part is over; now it is yours. The cell below starts the `pod` scenario again
+# and shows its **dashboard**: the numbers `/data` serves (newest on the right), each container
+# with its state, readiness and restarts, buttons to crash a program, and the runtime's timeline.
+#
+# Things to try: press **kill echo** and watch the red band (no answer) and echo's restart
+# count; press **kill generator** and watch the numbers stop and start again. The panel updates
+# by itself while no cell is running, so there is nothing to re-run. Press **down** when you are
+# done (closing the notebook's kernel stops it too). Notebook 01 starts where this one ends.
+
+# %%
+play = ac.runtime_for("pod", rt.name).up("pod", interval=interval, port=0)
+play.wait_ready()
+play.dashboard()

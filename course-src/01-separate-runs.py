@@ -46,6 +46,7 @@ duration = 5.0     # seconds we watch
 import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
+from appcoup_lib.exercises import check_separate_generator_killed, solution
 
 rt = ac.runtime_for("separate", runtime)
 print(f"runtime: {rt.name}")
@@ -57,9 +58,13 @@ print(f"runtime: {rt.name}")
 # services) than a host directory and a host port.
 #
 # ## Start both, and look at what runs
+#
+# `port=0` asks for any free port instead of the 8000 of the commands above, so nothing else on
+# your machine (or a second run of this cell) gets in the way. Running this cell again stops the
+# app it started before and starts a fresh one.
 
 # %%
-app = rt.up("separate", interval=interval)   # port 8000, as in the commands above
+app = rt.up("separate", interval=interval, port=0)
 app.wait_ready()
 print(f"echo serves {app.url}/data")
 app.processes()
@@ -75,11 +80,12 @@ print(app.data()[:10])
 # ## What the port means
 #
 # The port is part of the coupling: if another program already holds it, the second run cannot
-# start. Try to start a second copy on the same port; the error names who holds it.
+# start. Try to start a second copy on the port the first one holds; the error names who holds it.
 
 # %%
+port = int(app.url.rsplit(":", 1)[1])
 try:
-    rt.up("separate", interval=interval, name="appcoup-separate-2")
+    rt.up("separate", interval=interval, port=port, name="appcoup-separate-2")
 except ac.AppcoupError as e:
     print(e)
 
@@ -93,10 +99,13 @@ except ac.AppcoupError as e:
 # two runs were never told they belong together, and nothing watches them.
 
 # %%
-timeline = ac.watch(app, duration, actions={duration / 3: ("kill echo", lambda: app.kill("echo"))})
-timeline.plot(title="separate runs: echo is killed and stays dead")
-plt.show()
-print(f"seconds without data: {timeline.seconds_without_data:.1f} of {duration:g}")
+if not app.status()["echo"]["running"]:
+    print("echo is already dead (this cell ran before): run the cell under 'Start both' again first.")
+else:
+    timeline = ac.watch(app, duration, actions={duration / 3: ("kill echo", lambda: app.kill("echo"))})
+    timeline.plot(title="separate runs: echo is killed and stays dead")
+    plt.show()
+    print(f"seconds without data: {timeline.seconds_without_data:.1f} of {duration:g}")
 
 # %% [markdown]
 # The status and the runtime's own timeline agree: echo exited, and no restart followed. The
@@ -125,17 +134,50 @@ ac.running()
 # directory and the port are conventions only you know about. Nobody restarts a crashed part, and
 # nothing guarantees both programs even run on the same machine.
 #
-# ## Try it
+# ## Try it: kill the generator instead
 #
-# Start `separate` again and kill the **generator** instead. Does `/data` still answer? Do new
-# numbers still arrive? Check your answer with `app.status()["generator"]["running"]` and by
-# calling `len(app.data())` twice, a few seconds apart.
+# **Predict** first: start `separate` again and kill the **generator**. Does `/data` still
+# answer? Do new numbers still arrive?
+#
+# **Try** it in the empty cell below, for example with
+# `with rt.up("separate", interval=interval, port=0) as trial:`, then `trial.wait_ready()`,
+# `trial.kill("generator")`, and `len(trial.data())` twice a few seconds apart
+# (`ac.watch(trial, 2)` waits and watches). `trial.status()["generator"]` tells you who runs.
+#
+# **Check** your answer in the cell after it; the solution is folded away below that.
 
 # %%
-with rt.up("separate", interval=interval, port=0) as app:
-    app.wait_ready()
-    app.kill("generator")
-    before = len(app.data())
-    ac.watch(app, 3 * interval)
-    print("generator running:", app.status()["generator"]["running"],
-          "| /data answers:", app.answers(), "| new numbers:", len(app.data()) - before)
+
+
+# %%
+data_answers = ...   # True or False: does /data still answer once the generator is dead?
+new_numbers = ...    # True or False: do new numbers still arrive?
+check_separate_generator_killed(data_answers, new_numbers)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# Solution: kill the generator, then count the numbers twice.
+with rt.up("separate", interval=interval, port=0) as trial:
+    trial.wait_ready()
+    trial.kill("generator")
+    before = len(trial.data())
+    ac.watch(trial, 5 * interval)
+    result = solution(check_separate_generator_killed, data_answers=trial.answers(),
+                      new_numbers=len(trial.data()) > before)
+result
+
+# %% [markdown]
+# ## Play with it
+#
+# Here is the same app with its **dashboard**: the numbers `/data` serves, each program's state
+# and restarts, buttons to crash one, and the runtime's timeline. It updates by itself while no
+# cell runs.
+#
+# Press **kill echo**: the plot stops, the band turns red and stays red, and the restart count
+# never moves. Press **kill generator** on a fresh start (run the cell again): the plot goes flat.
+# Nothing here repairs anything; that is what the next notebooks are about. Press **down** when
+# you are done.
+
+# %%
+app = rt.up("separate", interval=interval, port=0)
+app.wait_ready()
+app.dashboard()

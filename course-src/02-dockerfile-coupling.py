@@ -32,6 +32,8 @@ duration = 6.0     # seconds we watch
 import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
+from appcoup_lib import lessons, reference
+from appcoup_lib.exercises import check_single_image_generator_killed, solution
 from appcoup_lib.paths import images_dir
 
 rt = ac.runtime_for("single-image", runtime)
@@ -69,9 +71,12 @@ app.processes()
 # status still says the container is running, with zero restarts.
 
 # %%
-timeline = ac.watch(app, duration, actions={duration / 4: ("kill echo", lambda: app.kill("echo"))})
-timeline.plot(title="single image, naive supervisor: echo dies, the container lives on")
-plt.show()
+if not app.answers():
+    print("echo is already dead (this cell ran before): run the cell under 'Run it' again first.")
+else:
+    timeline = ac.watch(app, duration, actions={duration / 4: ("kill echo", lambda: app.kill("echo"))})
+    timeline.plot(title="single image, naive supervisor: echo dies, the container lives on")
+    plt.show()
 print("container status:", app.status()["app"])
 print("/data answers:", app.answers())
 
@@ -119,21 +124,24 @@ for e in events:
 # (10 s with `docker stop`) before killing it. A shell running as PID 1 **ignores** SIGTERM unless
 # it handles it, and the naive `app.sh` does not: every stop waits out the whole grace period, and
 # the programs never get a chance to shut down cleanly. This needs real containers (as local
-# processes nothing is PID 1), so we measure it on Docker.
+# processes nothing is PID 1), so we measure it on Docker. Without a Docker engine here, you see
+# the figures `make bench` measured on a machine that had one (with its date and machine).
 
 # %%
 if rt.name == "docker":
-    from appcoup_lib import lessons
-
     stops = {s: lessons.stop_time(s, rt) for s in ("naive", "init")}
-    plt.figure(figsize=(5, 2.5))
-    plt.barh(["app.sh (naive)", "app-init.sh (forwards)"], [stops["naive"], stops["init"]], color=["tab:red", "tab:green"])
-    plt.xlabel("seconds for `docker stop`")
-    plt.show()
-    print({k: round(v, 2) for k, v in stops.items()})
+    source = "measured here, on docker"
 else:
-    print(f"The stop-time measurement needs the docker runtime (this notebook runs on {rt.name}); "
-          "run it with runtime='docker' to see it.")
+    ref = reference.load()
+    stops = {"naive": ref.seconds("stop_naive", "single-image"), "init": ref.seconds("stop_forwarding", "single-image")}
+    source = f"reference: {ref.source}"
+plt.figure(figsize=(6, 2.5))
+plt.barh(["app.sh (naive)", "app-init.sh (forwards)"], [stops["naive"], stops["init"]], color=["tab:red", "tab:green"])
+plt.xlabel("seconds for `docker stop`")
+plt.title(source, fontsize=8)
+plt.show()
+print(source)
+print({k: round(v, 2) for k, v in stops.items()})
 
 # %% [markdown]
 # ## Disadvantage: one change rebuilds and restarts everything
@@ -148,8 +156,10 @@ if rt.name == "docker":
     for key, value in change.items():
         print(f"{key:<22} {value}")
 else:
-    print(f"The rebuild measurement needs the docker runtime (this notebook runs on {rt.name}); "
-          "run it with runtime='docker' to see it.")
+    ref = reference.load()
+    print(f"Reference figures ({ref.source}):")
+    print(f"rebuild after one changed line of echo: {ref.seconds('rebuild_one_change', 'single-image'):.2f} s")
+    print(f"/data dark while the one container is replaced: {ref.seconds('rebuild_no_data', 'single-image'):.2f} s")
 
 # %% [markdown]
 # ## And one more, without a measurement
@@ -163,15 +173,48 @@ else:
 # unnoticed (or restart everything), stops are slow unless you write a careful supervisor, and
 # every change ships the whole application again.
 #
-# ## Try it
+# ## Try it: kill the generator behind the forwarding supervisor
 #
-# Start `single-image` with `supervisor="init"` and kill the **generator**. Does `/data` keep
-# answering? How many restarts does the container report? Check with
-# `app.status()["app"]["restarts"]` after a few seconds.
+# **Predict** first: start `single-image` with `supervisor="init"` and kill the **generator**
+# (not echo). How many restarts does the container report a few seconds later? Does `/data`
+# answer again?
+#
+# **Try** it in the empty cell below: `with rt.up("single-image", supervisor="init",
+# interval=interval, port=0) as trial:`, `trial.wait_ready()`, `trial.kill("generator")`,
+# `ac.watch(trial, 2)`, then `trial.status()["app"]["restarts"]` and `trial.answers()`.
+#
+# **Check** your answer in the cell after it; the solution is folded away below that.
 
 # %%
-with rt.up("single-image", supervisor="init", interval=interval, port=0) as app:
-    app.wait_ready()
-    app.kill("generator")
-    ac.watch(app, 2.0)
-    print("restarts of the container:", app.status()["app"]["restarts"], "| /data answers:", app.answers())
+
+
+# %%
+restarts = ...       # a number: the container's restarts after one kill of the generator
+data_answers = ...   # True or False: does /data answer again?
+check_single_image_generator_killed(restarts, data_answers)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# Solution: kill the generator, wait until the container was restarted, then look.
+with rt.up("single-image", supervisor="init", interval=interval, port=0) as trial:
+    trial.wait_ready()
+    trial.kill("generator")
+    trial.wait_until(lambda: trial.status()["app"]["restarts"] >= 1, timeout=60, what="the container to restart")
+    trial.wait_ready()
+    result = solution(check_single_image_generator_killed, restarts=trial.status()["app"]["restarts"],
+                      data_answers=trial.answers())
+result
+
+# %% [markdown]
+# ## Play with it
+#
+# The naive single image again, now with its **dashboard**. Press **kill echo** and compare the
+# two views: the plot goes red (nothing answers) while the table keeps saying the container is
+# *running*, with zero restarts; only "ready" (does `/data` answer?) tells the truth. Press
+# **kill generator** on a fresh start and watch the numbers freeze. To see the forwarding
+# supervisor instead, add `supervisor="init"` to `rt.up(...)` and run the cell again. Press
+# **down** when you are done.
+
+# %%
+app = rt.up("single-image", interval=interval, port=0)
+app.wait_ready()
+app.dashboard()

@@ -97,10 +97,17 @@ def _run(path: Path, runtime: str, tmp_path: Path) -> str:
 
     import papermill as pm
 
-    os.environ["APPCOUP_HEADLESS"] = "1"  # the kernel inherits it: dashboards are snapshots
     out = tmp_path / path.name
-    pm.execute_notebook(str(path), str(out), cwd=str(path.parent), progress_bar=False,
-                        parameters={"runtime": runtime, "interval": 0.2, "duration": 2.0})
+    before = os.environ.get("APPCOUP_HEADLESS")
+    os.environ["APPCOUP_HEADLESS"] = "1"  # the kernel inherits it: dashboards are snapshots
+    try:
+        pm.execute_notebook(str(path), str(out), cwd=str(path.parent), progress_bar=False,
+                            parameters={"runtime": runtime, "interval": 0.2, "duration": 2.0})
+    finally:
+        if before is None:
+            del os.environ["APPCOUP_HEADLESS"]
+        else:
+            os.environ["APPCOUP_HEADLESS"] = before
     nb = json.loads(out.read_text())
     texts = []
     for cell in nb["cells"]:

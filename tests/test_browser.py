@@ -1,0 +1,204 @@
+"""The course as a learner meets it: `make lab`, then JupyterLab in a real browser.
+
+Starts JupyterLab through the Makefile's ``lab`` target (the project's venv, the course's
+settings from jupyter-config/) on a free port with a token, drives Debian's ``chromium`` with
+Playwright (no browser download: ``executable_path``), and checks what a learner sees:
+
+* 03-pod-coupling, Run All: the dashboard renders as widgets (no "Loading widget..."), echo's
+  restart count goes 0 -> 1 after a click on "kill echo", and the plot keeps growing;
+* 00-setup, first cells: the doctor's report renders as a table.
+
+Screenshots land in build/screenshots/ for a person to look at. Without chromium or playwright
+the test is skipped with the reason; with ``browser`` in APPCOUP_REQUIRE (CI) it fails instead.
+Autosave is off for this JupyterLab (a test must not write outputs into the committed notebooks),
+and the test checks the notebooks were not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.local]
+
+
+def _require_browser() -> None:
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append("Debian's chromium (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install -e '.[dev]')")
+    if missing:
+        required = {r.strip() for r in os.environ.get("APPCOUP_REQUIRE", "").split(",")}
+        why = f"no browser test without {' and '.join(missing)}"
+        if "browser" in required:
+            pytest.fail(f"the browser test is required here (APPCOUP_REQUIRE) but: {why}", pytrace=False)
+        pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab from `make lab`, headless, on a free port; yields (base url, token)."""
+    _require_browser()
+    port, token = _free_port(), "appcoup-browser-test"
+    cfg = tmp_path_factory.mktemp("jupyter-config")
+    # Our own config dir: the learner's ~/.jupyter stays out, and autosave is off (the course's
+    # settings still come from the venv's etc/jupyter, as with `make lab`).
+    (cfg / "labconfig").mkdir()
+    (cfg / "labconfig" / "default_setting_overrides.json").write_text(json.dumps(
+        {"@jupyterlab/docmanager-extension:plugin": {"autosave": False}}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(cfg), "APPCOUP_HEADLESS": "0", "APPCOUP_PROGRESS": "0",
+           "JUPYTER_RUNTIME_DIR": str(cfg / "runtime")}
+    args = f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} --ServerApp.token={token}"
+    log = open(cfg / "lab.log", "w")
+    proc = subprocess.Popen(["make", "-s", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2).read()
+            break
+        except OSError:
+            assert proc.poll() is None, f"make lab exited: {(cfg / 'lab.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"JupyterLab did not answer: {(cfg / 'lab.log').read_text()[-3000:]}"
+            time.sleep(0.5)
+    try:
+        yield url, token
+    finally:
+        # SIGTERM: the server shuts its kernels down, and each kernel's exit takes its apps down.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def page(lab, request):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            yield pg
+        except BaseException:
+            raise
+        finally:
+            # A picture of the page as the test left it: what went wrong is usually visible.
+            pg.screenshot(path=str(SHOTS / f"last-{request.node.name}.png"))
+            browser.close()
+
+
+def _open(page, lab, notebook: str) -> None:
+    url, token = lab
+    # `make lab` opens notebooks/00-setup.ipynb, which makes notebooks/ the root of the file browser.
+    for attempt in range(3):
+        page.goto(f"{url}/lab/tree/{notebook}?token={token}")
+        try:
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+            # The kernel is up when the status bar says "Python 3 (ipykernel) | Idle" (before
+            # that, a Run All runs nothing).
+            page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first.wait_for(timeout=60_000)
+            break
+        except Exception:  # noqa: BLE001 - a loaded machine can drop a stylesheet: load the page again
+            if attempt == 2:
+                raise
+    assert page.get_by_text("official Jupyter news").count() == 0, "the news pop-up must be off for the course"
+
+
+def _menu(page, menu: str, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(item)).first.click()
+
+
+def _run_all(page) -> None:
+    _menu(page, "Run", r"^Run All Cells$")
+    # The first code cell gets an execution count once the kernel took the work.
+    page.locator(".jp-InputPrompt", has_text=re.compile(r"\[(\*|\d+)\]")).first.wait_for(timeout=60_000)
+
+
+def _restarts(page, container: str) -> str:
+    return page.locator(f"table.appcoup-status td.appcoup-restarts[data-container='{container}']").last.inner_text()
+
+
+def _plot_count(page) -> int:
+    return int(page.locator("svg.appcoup-plot").last.get_attribute("data-count"))
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(0.25)
+
+
+def test_pod_dashboard_kill_echo_in_the_browser(lab, page):
+    nb = ROOT / "notebooks" / "03-pod-coupling.ipynb"
+    before = nb.stat().st_mtime_ns
+    _open(page, lab, nb.name)
+    _run_all(page)
+    # The dashboard is the last cell: Run All ends with it live.
+    page.wait_for_selector("table.appcoup-status td.appcoup-restarts[data-container='echo']", timeout=240_000)
+    assert page.get_by_text("Loading widget").count() == 0, "the widgets must render"
+    assert page.get_by_text("Error displaying widget").count() == 0
+    panel = page.locator(".widget-vbox", has=page.locator("svg.appcoup-plot")).last
+    panel.scroll_into_view_if_needed()
+    _wait(lambda: _plot_count(page) > 0, 30, "numbers on the plot")
+    assert _restarts(page, "echo") == "0"
+    panel.screenshot(path=str(SHOTS / "03-dashboard-before-kill.png"))
+
+    page.get_by_role("button", name="kill echo").last.click()
+    _wait(lambda: _restarts(page, "echo") == "1", 60, "echo's restart count to go from 0 to 1")
+    assert _restarts(page, "generator") == "0"
+    count = _plot_count(page)
+    _wait(lambda: _plot_count(page) > count, 30, "the plot to keep growing after the restart")
+    time.sleep(1.5)  # let the plot scroll on a little, for the picture
+    panel.screenshot(path=str(SHOTS / "03-dashboard-after-kill-echo.png"))
+    page.screenshot(path=str(SHOTS / "03-notebook.png"))
+    assert "kill echo: done" in panel.inner_text()
+    assert nb.stat().st_mtime_ns == before, "the browser test must not save the notebook"
+
+
+def test_setup_notebook_doctor_renders_as_a_table(lab, page):
+    _open(page, lab, "00-setup.ipynb")
+    # Select the doctor's cell, then run everything above it and the cell itself, from the menu.
+    page.locator(".jp-NotebookPanel:visible .jp-CodeCell", has_text="ac.doctor()").first.click()
+    _menu(page, "Run", r"^Run All Above Selected Cell$")
+    _menu(page, "Run", r"^Run Selected Cell")
+    table = page.locator(".jp-OutputArea-output table.appcoup-doctor")
+    table.wait_for(timeout=120_000)
+    assert table.locator("tr").count() >= 4  # a header and one row per runtime
+    assert "local" in table.inner_text() and "usable" in table.inner_text()
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "00-setup-doctor.png"))
