@@ -36,15 +36,15 @@ _LIVE: dict[tuple[str, str], Dashboard] = {}  # (runtime, app name) -> the dashb
 
 
 def _own_events(events: list[Event]) -> list[Event]:
-    """Drop what happened to a container before it first started: an engine's event stream can
-    still show the exit of an earlier app's container of the same name."""
+    """Drop the ends of containers before they first started: an engine's event stream can still
+    show the exit and removal of an earlier app's container of the same name."""
     started: set[str] = set()
     out = []
     for e in events:
         owner = e.container.split("/", 1)[0]
-        if e.kind in ("started", "restarted"):
+        if e.kind in ("created", "started", "restarted"):
             started.add(owner)
-        elif e.kind in _CRASH and owner not in started:
+        elif e.kind in (*_CRASH, "stopped", "removed") and owner not in started:
             continue
         out.append(e)
     return out
