@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 RUNTIME ?= local
 PYTEST_ARGS ?=
 
-.PHONY: lab test course bench clean notebooks venv
+.PHONY: lab test course bench clean notebooks venv binder-lock
 
 venv: $(STAMP)
 
@@ -44,3 +44,9 @@ notebooks: $(STAMP)
 ## clean: remove everything appcoup started, on every runtime
 clean: $(STAMP)
 	$(VENV)/bin/appcoup clean
+
+## binder-lock: regenerate binder/requirements.txt, the exact versions Binder installs, from pyproject.toml
+binder-lock:
+	$(PYTHON) -m venv build/uv && build/uv/bin/pip install --quiet uv
+	build/uv/bin/uv pip compile pyproject.toml --quiet --python-version $$(sed 's/^python-//' binder/runtime.txt) \
+	  --custom-compile-command "make binder-lock" -o binder/requirements.txt

@@ -1,10 +1,12 @@
 """Binder: the environment in binder/ builds from scratch and opens the course on the local runtime.
 
-repo2docker reads only ``binder/`` when it exists, so ``binder/requirements.txt`` repeats the
-runtime dependencies of ``pyproject.toml``; the quick tests keep the two in step. The slow test
-does what Binder does, in a fresh virtual environment: install the requirements, run
-``postBuild``, then run ``00-setup`` with papermill while Docker and Kubernetes are out of reach,
-so ``runtime("auto")`` must pick ``local``.
+repo2docker reads only ``binder/`` when it exists, so ``binder/requirements.txt`` is a lock of
+``pyproject.toml``'s runtime dependencies with every version exact (``make binder-lock`` writes
+it): a Binder build next year gets what this test installed. The quick tests keep the lock in
+step with ``pyproject.toml``. The slow test does what Binder does, in a fresh virtual environment:
+install the lock (from pip's cache when it has the wheels), run ``postBuild``, then run
+``00-setup`` with papermill while Docker and Kubernetes are out of reach, so ``runtime("auto")``
+must pick ``local``, and its dashboard shows a static snapshot.
 """
 
 from __future__ import annotations
@@ -30,15 +32,20 @@ SETUP_NOTEBOOK = ROOT / "notebooks" / "00-setup.ipynb"
 KERNEL = "appcoup-binder"
 
 
-def _requirements() -> dict[str, str]:
-    """binder/requirements.txt as {normalised name: specifier}."""
-    reqs = {}
+def _lock() -> dict[str, str]:
+    """binder/requirements.txt as {normalised name: exact version}."""
+    pins = {}
     for line in (BINDER / "requirements.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            name, spec = re.match(r"([A-Za-z0-9_.\-\[\]]+)\s*(.*)", line).groups()
-            reqs[re.sub(r"[-_.]+", "-", name).lower()] = spec.replace(" ", "")
-    return reqs
+            m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)(\s*;.*)?", line)
+            assert m, f"binder/requirements.txt must pin exact versions (name==version), not {line!r}"
+            pins[_norm(m.group(1))] = m.group(2)
+    return pins
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _project_dependencies() -> dict[str, str]:
@@ -46,14 +53,25 @@ def _project_dependencies() -> dict[str, str]:
     out = {}
     for dep in deps:
         name, spec = re.match(r"([A-Za-z0-9_.\-\[\]]+)\s*(.*)", dep).groups()
-        out[re.sub(r"[-_.]+", "-", name).lower()] = spec.replace(" ", "")
+        out[_norm(name)] = spec.replace(" ", "")
     return out
 
 
-def test_requirements_match_the_project_dependencies():
-    assert _requirements() == _project_dependencies(), (
-        "binder/requirements.txt must list pyproject.toml's [project] dependencies with the same "
-        "lower bounds: Binder ignores pyproject.toml's dependencies when it installs requirements.txt")
+def test_lock_pins_every_project_dependency_within_its_bounds():
+    from packaging.specifiers import SpecifierSet
+
+    lock = _lock()
+    for name, spec in _project_dependencies().items():
+        assert name in lock, f"{name} is a dependency in pyproject.toml but not in the lock: make binder-lock"
+        assert lock[name] in SpecifierSet(spec), (
+            f"the lock pins {name}=={lock[name]}, outside pyproject.toml's {spec!r}: make binder-lock")
+
+
+def test_lock_says_how_to_regenerate_it():
+    text = (BINDER / "requirements.txt").read_text()
+    assert "make binder-lock" in text.splitlines()[1], "the lock's header names the command that wrote it"
+    assert "binder-lock:" in (ROOT / "Makefile").read_text()
+    assert "make binder-lock" in (BINDER / "README.md").read_text()
 
 
 def test_runtime_pins_a_python_the_project_supports():
@@ -119,11 +137,18 @@ def test_binder_environment_runs_the_setup_notebook_on_local(tmp_path):
         "KUBECONFIG": "/nonexistent/kubeconfig",
         "APPCOUP_STATE": str(tmp_path / "state"),
         "APPCOUP_PROGRESS": "0",
+        "APPCOUP_HEADLESS": "1",  # papermill: the dashboard is a snapshot
         "PYTHONDONTWRITEBYTECODE": "1",
     })
 
+    # pip's own cache (not --no-cache-dir): a second run installs the same wheels without downloading.
     _run([python, "-m", "pip", "install", "-q", "-r", str(BINDER / "requirements.txt")],
          env=env, cwd=ROOT, timeout=1200)
+    frozen = subprocess.run([python, "-m", "pip", "freeze"], env=env, capture_output=True, text=True,
+                            timeout=120).stdout
+    installed = {_norm(n): v for n, v in re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", frozen, re.M)}
+    drift = {n: (v, installed.get(n)) for n, v in _lock().items() if installed.get(n) != v}
+    assert not drift, f"what Binder would install differs from the lock (locked, installed): {drift}"
     _run([str(BINDER / "postBuild")], env=env, cwd=ROOT, timeout=600)
     _run([python, "-m", "ipykernel", "install", "--prefix", str(venv), "--name", KERNEL],
          env=env, cwd=ROOT, timeout=120)
@@ -154,3 +179,5 @@ def test_binder_environment_runs_the_setup_notebook_on_local(tmp_path):
     text = "\n".join(texts)
     assert "runtime: local" in text, f"on Binder, runtime('auto') must pick local; the notebook said:\n{text}"
     assert "Traceback" not in text
+    assert "dashboard of pod on local" in text, "the play-with-it dashboard shows a snapshot headless"
+    assert "✘ not quite" not in text
