@@ -143,9 +143,12 @@ def _up(args: argparse.Namespace) -> int:
         app.wait_ready(timeout=120)
     except BaseException:
         # A second Ctrl-C must not interrupt the clean-up of the first.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if app is not None:
-            app.down()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if app is not None:
+                app.down()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         raise
     print(f"{args.scenario} runs on {rt.name}: {app.url}/data")
     how = "" if args.name is None else f" --name {args.name}"
