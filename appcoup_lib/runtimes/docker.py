@@ -563,23 +563,28 @@ def _in_parallel(calls: list[Callable[[], T]]) -> list[T]:
     results: list[Any] = [None] * len(calls)
     errors: list[BaseException] = []
 
+    done = [threading.Event() for _ in calls]
+
     def one(i: int) -> None:
         try:
             results[i] = calls[i]()
         except BaseException as e:  # noqa: BLE001 - re-raised below in the caller's thread
             errors.append(e)
+        finally:
+            done[i].set()
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
+    for i in range(len(calls)):
+        threading.Thread(target=one, args=(i,), daemon=True).start()
     try:
-        for t in threads:
-            t.join()
+        for d in done:
+            d.wait()
     except BaseException:
         # Ctrl-C reaches only this thread: let the calls in flight end, so that what they create
         # exists when the caller removes everything of the app (else it would appear just after).
-        for t in threads:
-            t.join()
+        # (Not Thread.join: an interrupted join marks a running thread as ended, CPython < 3.13.)
+        for d in done:
+            while not d.wait(0.05):
+                pass
         raise
     if errors:
         raise errors[0]
