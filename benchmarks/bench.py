@@ -34,15 +34,25 @@ TARGETS = [
     ("kubernetes", "first_number", "<", 5.0, ("pod",)),
     ("kubernetes", "recovery", "<", 3.0, ("pod", "service", "volume")),
     ("kubernetes", "ratio_first_number", "<=", 1.0, None),
+    # Loose coupling (bench_loose.py): a rolling update of 2 replicas behind a front or a Service
+    # fails no request, and never restarts the generator.
+    ("local", "upgrade_failed_2", "<", 1.0, None),
+    ("docker", "upgrade_failed_2", "<", 1.0, None),
+    ("kubernetes", "upgrade_failed_2", "<", 1.0, None),
+    ("local", "upgrade_generator_restarts", "<", 1.0, None),
+    ("docker", "upgrade_generator_restarts", "<", 1.0, None),
+    ("kubernetes", "upgrade_generator_restarts", "<", 1.0, None),
 ]
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'runtime':<11} {'scenario':<13} {'metric':<20} {'seconds':>9}"]
+    lines = [f"{'runtime':<11} {'scenario':<13} {'metric':<26} {'value':>9}"]
     for r in rows:
         s = r["seconds"]
-        val = "never" if s is None else (f"{s:9.2f}x" if r["metric"].startswith("ratio") else f"{s:9.3f}")
-        lines.append(f"{r['runtime']:<11} {r['scenario']:<13} {r['metric']:<20} {val:>9}")
+        m = r["metric"]
+        val = ("never" if s is None else f"{s:9.2f}x" if m.startswith("ratio")
+               else f"{s:9.1f}" if m.endswith(("_ms", "_mb_s")) else f"{int(s):9d}" if "upgrade" in m else f"{s:9.3f}")
+        lines.append(f"{r['runtime']:<11} {r['scenario']:<13} {r['metric']:<26} {val:>9}")
     return "\n".join(lines)
 
 
@@ -102,6 +112,7 @@ def main() -> int:
     ap.add_argument("--skip-course", action="store_true")
     ap.add_argument("--machine", default=None,
                     help="name of this machine in notebooks/reference/bench-<machine>.json (default: host name)")
+    ap.add_argument("--skip-loose", action="store_true", help="without the loose-coupling rows (bench_loose.py)")
     args = ap.parse_args()
     rows: list[dict] = []
     bench_local.run(rows, repeat=args.repeat)
@@ -122,6 +133,10 @@ def main() -> int:
         bench_kubernetes.run(rows)
     else:
         print(f"kubernetes rows skipped: {availability('kubernetes').detail}")
+    if not args.skip_loose:
+        import bench_loose
+
+        bench_loose.run(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1))
     print(table(rows))
