@@ -18,6 +18,7 @@ os.environ.setdefault("APPCOUP_PROGRESS", "0")
 # ... and under its own learner name: a learner's `clean` and `running()` only see their own things,
 # so a test session never touches (nor is confused by) another session's or a learner's apps
 # on the same Docker engine or cluster.
+_OWN_LEARNER = "APPCOUP_LEARNER" not in os.environ
 os.environ.setdefault("APPCOUP_LEARNER", f"t{os.getpid() % 100000}")
 
 import appcoup_lib as ac  # noqa: E402
@@ -56,6 +57,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         n, _ = _skipped.get(name, (0, ""))
         _skipped[name] = (n + 1, f"{av.detail} -- fix: {av.fix}")
         pytest.skip(f"runtime {name} is not usable here: {av.detail}")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untyped-def]
+    """A safety net: whatever a failed test left on the Docker engine under this session's own
+    learner name goes (a learner-scoped clean: nobody else's things are touched)."""
+    if not _OWN_LEARNER or not _availability.get("docker") or not _availability["docker"].ok:
+        return
+    try:
+        from appcoup_lib.runtimes.docker import DockerRuntime
+
+        DockerRuntime.clean()
+    except ac.AppcoupError:
+        pass
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
