@@ -26,7 +26,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AppcoupError, NotReady
+from .errors import AppcoupError
+from .measure import Poller
 from .runtimes.base import App, Event
 
 WINDOW = 30.0  # seconds of history on the plot
@@ -86,8 +87,10 @@ class Dashboard:
         self.app = app
         self.period = period
         self.live = (not headless()) if live is None else live
-        self.points: deque[tuple[float, int]] = deque(maxlen=MAX_POINTS)  # (epoch, number)
-        self.samples: deque[tuple[float, bool]] = deque(maxlen=int(WINDOW / period) + 10)
+        self.points: deque[tuple[float, int]] = deque(maxlen=MAX_POINTS)  # (epoch, newest number)
+        # The one poller the lessons and watch() use too, keeping only the plot's window.
+        self._poller = Poller(app, every=period, keep=int(WINDOW / period) + 10)
+        self._epoch0 = time.time() - self._poller.now()
         self.count = 0  # numbers /data served at the last answer
         self.answering = False
         self.rows: list[Row] = []
@@ -111,20 +114,15 @@ class Dashboard:
         with self._lock:
             if self.app._down:
                 return False
-            now = time.time()
-            try:
-                nums = self.app.data()
-                answered = True
-            except NotReady:
-                nums, answered = [], False
+            s = self._poller.sample()
+            answered = s.answered
             if answered:
-                if len(nums) < self.count:  # the file started over (a new volume, a new container)
+                if s.count < self.count:  # the file started over (a new volume, a new container)
                     self.count = 0
-                for n in nums[self.count:][-MAX_POINTS:]:
-                    self.points.append((now, n))
-                self.count = len(nums)
+                if s.count > self.count and s.last is not None:
+                    self.points.append((self._epoch0 + s.t, s.last))
+                self.count = s.count
             self.answering = answered
-            self.samples.append((now, answered))
             try:
                 status = self.app.status()
                 self.events = _own_events(self.app.events())
@@ -165,7 +163,7 @@ class Dashboard:
         parts = [f"<rect x='0' y='0' width='{width}' height='{height}' fill='#fafafa' stroke='#ddd'/>"]
         # Where /data did not answer: red bands.
         start = None
-        for t, ok in list(self.samples) + [(now, True)]:
+        for t, ok in [(self._epoch0 + s.t, s.answered) for s in self._poller.timeline()] + [(now, True)]:
             if not ok and start is None:
                 start = t
             elif ok and start is not None:
@@ -190,7 +188,7 @@ class Dashboard:
                          f"stroke='#c62828' stroke-dasharray='4 3'/>"
                          f"<text x='{x(e.time) + 3}' y='{12 + 11 * row}' font-size='10' fill='#c62828'>"
                          f"{html.escape(e.container)} {html.escape(e.kind)}</text>")
-        # The numbers themselves, as they arrived: a line, broken where /data was silent.
+        # The newest number at each poll: a line through the numbers as they arrive.
         pts = [(t, v) for t, v in self.points if t >= t0]
         if pts:
             poly = " ".join(f"{x(t)},{y(v)}" for t, v in pts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,9 +94,10 @@ class Poller:
         poll.timeline().seconds_without_data
     """
 
-    def __init__(self, app: App, every: float = 0.1) -> None:
+    def __init__(self, app: App, every: float = 0.1, *, keep: int | None = None) -> None:
         self.app, self.every = app, every
-        self.samples: list[Sample] = []
+        # ``keep``: only the newest samples (a rolling window: the dashboard polls for hours).
+        self.samples: list[Sample] | deque[Sample] = [] if keep is None else deque(maxlen=keep)
         self.marks: list[tuple[float, str]] = []
         self._t0 = time.monotonic()
         self._lock = threading.Lock()
