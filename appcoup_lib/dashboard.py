@@ -203,8 +203,8 @@ class Dashboard:
         last = self.points[-1][1] if self.points else "-"
         state = ("<b style='color:#2e7d32'>answering</b>" if self.answering
                  else "<b style='color:#c62828'>not answering</b>")
-        return (f"<div class='appcoup-caption'>/data: {state} · <span class='appcoup-count'>{self.count}</span> "
-                f"numbers served · last {last}</div>")
+        return (f"<div class='appcoup-caption'>/data: {state} · numbers served: "
+                f"<span class='appcoup-count'>{self.count}</span> · newest: {last}</div>")
 
     def table_html(self) -> str:
         head = "".join(f"<th style='text-align:left;padding:2px 10px'>{h}</th>"
@@ -228,7 +228,10 @@ class Dashboard:
                 f"{lines}</pre>")
 
     def header_html(self) -> str:
-        state = "stopped" if self.app._down else ("live" if self._running() else "snapshot")
+        if self.app._down or (self._thread is not None and not self._running()):
+            state = "stopped"
+        else:
+            state = "live" if self.live else "snapshot"
         return (f"<b>{html.escape(self.app.scenario.name)}</b> on <b>{html.escape(self.app.runtime.name)}</b> · "
                 f"{html.escape(self.app.url)}/data · <span class='appcoup-state'>{state}</span>"
                 + (f" · <i>{html.escape(self.message)}</i>" if self.message else ""))

@@ -37,8 +37,11 @@ def _cli_commands(scenario: str, tags: dict[str, str], bind_dir: str, port: int)
     run = ["run", "-d", *lab, *env]
     g, e = tags["generator"], tags["echo"]
     if scenario == "separate":
-        return [[*run, "--name", f"{CLI}-generator", "-v", f"{bind_dir}:/tmp/out", g],
-                [*run, "--name", f"{CLI}-echo", "-v", f"{bind_dir}:/tmp/in", "-p", f"127.0.0.1:{port}:8000", e]]
+        # The images run as user 10001; the host directory is ours: write into it as us (`-u`), as
+        # the library does.
+        me = ["-u", f"{os.getuid()}:{os.getgid()}"]
+        return [[*run, *me, "--name", f"{CLI}-generator", "-v", f"{bind_dir}:/tmp/out", g],
+                [*run, *me, "--name", f"{CLI}-echo", "-v", f"{bind_dir}:/tmp/in", "-p", f"127.0.0.1:{port}:8000", e]]
     if scenario == "single-image":
         return [[*run, "--name", f"{CLI}-app", "-p", f"127.0.0.1:{port}:8000", "--restart", "always", tags["combined"]]]
     if scenario == "pod":

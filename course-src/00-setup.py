@@ -136,6 +136,7 @@ check_federation_runtimes(answer)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution: ask the scenario, and see what local says when asked anyway.
+error = ""
 try:
     ac.runtime("local").up("federation")
 except ac.AppcoupError as e:

@@ -156,6 +156,14 @@ def _plot_count(page) -> int:
     return int(page.locator("svg.appcoup-plot").last.get_attribute("data-count"))
 
 
+def _dashboard_url(page) -> str:
+    headers = page.locator(".widget-html-content", has_text="/data ·")
+    if not headers.count():
+        return ""
+    m = re.search(r"http://\S+/data", headers.last.inner_text())
+    return m.group(0) if m else ""
+
+
 def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -174,7 +182,7 @@ def test_pod_dashboard_kill_echo_in_the_browser(lab, page):
     assert page.get_by_text("Error displaying widget").count() == 0
     panel = page.locator(".widget-vbox", has=page.locator("svg.appcoup-plot")).last
     panel.scroll_into_view_if_needed()
-    _wait(lambda: _plot_count(page) > 0, 30, "numbers on the plot")
+    _wait(lambda: _plot_count(page) > 2, 30, "numbers on the plot")
     assert _restarts(page, "echo") == "0"
     panel.screenshot(path=str(SHOTS / "03-dashboard-before-kill.png"))
 
@@ -187,6 +195,17 @@ def test_pod_dashboard_kill_echo_in_the_browser(lab, page):
     panel.screenshot(path=str(SHOTS / "03-dashboard-after-kill-echo.png"))
     page.screenshot(path=str(SHOTS / "03-notebook.png"))
     assert "kill echo: done" in panel.inner_text()
+
+    # Run All a second time, as learners do: every cell must run again (Run All stops at the first
+    # error), ending with a fresh app on a new port, and a fresh panel with no restarts.
+    first_url = _dashboard_url(page)
+    _run_all(page)
+    _wait(lambda: _dashboard_url(page) not in ("", first_url), 240, "a new dashboard from the second Run All")
+    _wait(lambda: _restarts(page, "echo") == "0", 30, "the new app's table")
+    time.sleep(3)  # a few numbers on the plot, for the picture
+    assert "live" in page.locator(".widget-html-content", has_text="/data ·").last.inner_text()
+    page.locator(".widget-vbox", has=page.locator("svg.appcoup-plot")).last.screenshot(
+        path=str(SHOTS / "03-dashboard-after-run-all-again.png"))
     assert nb.stat().st_mtime_ns == before, "the browser test must not save the notebook"
 
 
