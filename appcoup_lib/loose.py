@@ -12,7 +12,6 @@ it needs (``app.can("scale")`` ...), and raises :class:`NotSupported` with the r
 
 from __future__ import annotations
 
-import statistics
 import time
 import urllib.request
 from collections.abc import Callable
@@ -259,10 +258,6 @@ def plot_scorecard(table: Table, title: str = "") -> Any:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 __all__ = ["Spread", "bulk", "latencies", "percentile", "plot_latencies", "plot_scorecard", "resolve",

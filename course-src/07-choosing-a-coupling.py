@@ -44,6 +44,7 @@ recovery_timeout = 5.0  # seconds to wait for echo to come back after its crash
 
 # %%
 import matplotlib.pyplot as plt
+from IPython.display import display
 
 import appcoup_lib as ac
 from appcoup_lib import loose
@@ -61,7 +62,7 @@ print("scenarios it runs:", ", ".join(scenarios))
 
 # %%
 card = loose.scorecard(rt, scenarios, interval=interval, mb=megabytes, recovery_timeout=recovery_timeout)
-card
+display(card)
 
 # %%
 loose.plot_scorecard(card, title=f"every coupling on {rt.name}, measured now")

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import AppcoupError
 from ..scenarios import Container, Unit
 from .base import Table
-from .scaling import DRAIN, Scaling, answers
+from .scaling import DRAIN, Scaling
 
 FRONT = "front"
 
@@ -150,11 +150,11 @@ class DockerScaling(Scaling):
         net = self._network().name
         vols: dict[str, str] = {}
         for c in unit.containers:
-            if c.volume and self.scenario.volumes.get(c.volume) in ("scratch", "persistent"):  # type: ignore[attr-defined]
-                if self.scenario.volumes[c.volume] == "scratch":  # type: ignore[attr-defined]
-                    vname = f"{self.name}-{c.volume}-{k}"
-                    self.client.volumes.create(vname, labels=_labels(self.name, self.scenario.name))  # type: ignore[attr-defined]
-                    vols[f"{self.name}-{c.volume}"] = vname
+            if c.volume and self.scenario.volumes.get(c.volume) == "scratch":  # type: ignore[attr-defined]
+                # A copy's own scratch volume; persistent volumes and host directories are shared.
+                vname = f"{self.name}-{c.volume}-{k}"
+                self.client.volumes.create(vname, labels=_labels(self.name, self.scenario.name))  # type: ignore[attr-defined]
+                vols[f"{self.name}-{c.volume}"] = vname
         copy_label = {"appcoup.copy": str(k)}
         if len(unit.containers) > 1:
             # On the network, but under no alias yet: the front learns of it once it answers.
@@ -350,6 +350,3 @@ class DockerScaling(Scaling):
             raise AppcoupError(f"{name!r} does not resolve inside {container!r}.", why=" ".join(out)[-300:],
                                fix="look at app.status(): is the unit serving it running?")
         return {"name": name, "addresses": out[0].split(), "resolver": f"Docker's embedded DNS ({out[1]})"}
-
-    def front_ready(self) -> bool:
-        return answers(self.url + "/data")  # type: ignore[attr-defined]

@@ -76,11 +76,11 @@ class LocalScaling(Scaling):
         for name in [*restart, *remove]:
             try:
                 rpc.stopProcessGroup(name)
-            except Exception:  # noqa: BLE001 - not running: nothing to stop
+            except Exception:  # noqa: BLE001, S110 - not running: nothing to stop
                 pass
             try:
                 rpc.removeProcessGroup(name)
-            except Exception:  # noqa: BLE001 - not there
+            except Exception:  # noqa: BLE001, S110 - not there
                 pass
         for name in [*restart, *add]:
             rpc.addProcessGroup(name)  # autostart: it is spawned at once
@@ -243,7 +243,7 @@ class LocalScaling(Scaling):
         for name in names:  # delete everything first: for a moment, none of them exists
             try:
                 rpc.stopProcessGroup(name)
-            except Exception:  # noqa: BLE001 - it had stopped already
+            except Exception:  # noqa: BLE001, S110 - it had stopped already
                 pass
         for vol in self._scratch_of(units):
             d = self.home / "volumes" / vol

@@ -65,7 +65,7 @@ def _resolve_forever() -> None:
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         pool = backends()
         now = time.monotonic()
         up = [b for b in pool if _down.get(b, 0) < now]

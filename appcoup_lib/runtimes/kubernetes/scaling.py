@@ -281,10 +281,9 @@ class KubernetesScaling(Scaling):
         unit = self.scenario.unit_of(container)  # type: ignore[attr-defined]
         ns = self.part(unit.name).namespace  # type: ignore[attr-defined]
         fqdn = f"{name}.{ns}.svc.cluster.local"
-        cmd = ("nslookup {0} 2>/dev/null || python3 -c \"import socket,sys; "
-               "print('Address: ' + ' '.join(socket.gethostbyname_ex(sys.argv[1])[2]))\" {0}; "
-               "grep nameserver /etc/resolv.conf").format(fqdn)
-        out = self.exec(container, "sh", "-c", cmd)  # type: ignore[attr-defined]
+        script = ("import socket, sys; print('Address: ' + ' '.join(socket.gethostbyname_ex(sys.argv[1])[2])); "
+                  "print(open('/etc/resolv.conf').read())")
+        out = self.exec(container, "python3", "-c", script, fqdn)  # type: ignore[attr-defined]
         addrs = [w for ln in out.splitlines() if ln.startswith("Address") for w in ln.split(":", 1)[1].split()
                  if w.count(".") == 3 and "#" not in w]
         server = next((ln.split()[1] for ln in out.splitlines() if ln.startswith("nameserver")), "?")
