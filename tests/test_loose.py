@@ -140,3 +140,20 @@ def test_docker_dns_answers_the_alias_with_every_copy():
         assert len(app.resolve("adapter")["addresses"]) == 1
         app.scale("echo", 2)
         assert len(app.resolve("echo", container="adapter")["addresses"]) == 2
+
+
+@pytest.mark.parametrize("name", [pytest.param(r, marks=getattr(pytest.mark, r)) for r in ("local", "docker")])
+def test_the_front_routes_around_a_dead_copy(name):
+    # What a Service does for a crashed replica: the learner's requests keep being answered.
+    from appcoup_lib.measure import Poller
+
+    rt = ac.runtime(name)
+    with rt.up("service", interval=0.2, port=0, name=_name("dead")) as app:
+        app.wait_ready()
+        app.scale("echo", 2)
+        with Poller(app, every=0.02) as poll:
+            time.sleep(0.3)
+            app.kill("echo")
+            time.sleep(1.5)
+        assert len(poll.samples) > 20
+        assert poll.failures == 0, poll.timeline().gaps()
