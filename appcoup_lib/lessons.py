@@ -170,14 +170,20 @@ def stop_time(supervisor: Literal["naive", "init"] = "naive", runtime: Any = Non
 
 def health_blind_spot(runtime: Any = None, interval: float = 0.5, *,
                       supervisor: Literal["naive", "init"] = "naive", progress: bool | None = None,
-                      wait: float = 10) -> dict[str, Any]:
+                      wait: float = 10, liveness_probe: bool = False) -> dict[str, Any]:
     """Kill echo inside the one container of `single-image`: what does a learner see?
 
     The image's HEALTHCHECK only checks that PID 1 is alive, so with the naive supervisor the
     container stays "running" and "healthy" while ``/data`` no longer answers. (With
     ``supervisor="init"`` the container exits instead, and Docker restarts it.)
+
+    On Kubernetes the pod has no probe (``manifests/single-image``): it stays Running and Ready.
+    With ``liveness_probe=True`` it gets one on echo's ``/healthz``; the kubelet then restarts the
+    whole container, the generator included.
     """
-    rt = _docker(runtime)
+    rt = _docker(runtime, needs="replace")
+    if rt.name == "kubernetes":
+        return _health_on_kubernetes(rt, interval, supervisor, progress, wait, liveness_probe)
     with rt.up("single-image", supervisor=supervisor, interval=interval, port=0, progress=progress) as app:
         app.wait_ready(timeout=30, progress=progress)
         ctr = app.container("app")
@@ -200,6 +206,30 @@ def health_blind_spot(runtime: Any = None, interval: float = 0.5, *,
             "supervisor": supervisor,
             "container_state": st["state"],
             "health": st["health"],
+            "restarts": st["restarts"],
+            "echo_running": echo_running,
+            "data_answers": answers,
+        }
+
+
+def _health_on_kubernetes(rt: Any, interval: float, supervisor: Literal["naive", "init"], progress: bool | None,
+                          wait: float, probe: bool) -> dict[str, Any]:
+    rt = type(rt)(context=rt.context, kubeconfig=rt.kubeconfig, liveness_probe=probe)
+    with rt.up("single-image", supervisor=supervisor, interval=interval, port=0, progress=progress) as app:
+        app.wait_ready(timeout=60, progress=progress)
+        app.kill("echo")
+        try:  # a probe fails twice a second apart, then the kubelet restarts the container
+            app.wait_until(lambda: app.status()["app"]["restarts"] > 0, wait, "a restart after the kill")
+        except Exception:  # noqa: BLE001, S110 - no restart is the blind spot: report what is there
+            pass
+        st = app.status()["app"]
+        answers = app.answers()
+        echo_running = any("echo.py" in str(r["command"]) for r in app.processes())
+        return {
+            "supervisor": supervisor,
+            "liveness_probe": probe,
+            "container_state": st["state"],
+            "ready": st["ready"],
             "restarts": st["restarts"],
             "echo_running": echo_running,
             "data_answers": answers,

@@ -90,7 +90,7 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
     fwd: _Forward | None = None
     try:
         t0 = time.monotonic()
-        _k("apply", "-f", "-", stdin=_manifest(scenario, tags))
+        _k("-n", CLI, "apply", "-f", "-", stdin=_manifest(scenario, tags))
         selector = f"app.kubernetes.io/name={unit}"
         # Ready is what `kubectl wait` offers; echo's readiness probe is /data (or /healthz in remote mode).
         # A Deployment's pod appears a moment after `apply`: `kubectl wait` finds nothing until then.
@@ -107,7 +107,7 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
             t0 = time.monotonic()
             # `pkill -9 -f echo.py` for an image without pkill ([o]: the pattern must not match this shell).
             _k("-n", CLI, "exec", pod, "-c", "echo", "--", "sh", "-c", "for d in /proc/[0-9]*; do "
-               "grep -q '/app/ech[o].py' $d/cmdline 2>/dev/null && kill -9 ${d#/proc/}; done")
+               "grep -q '/app/ech[o].py' $d/cmdline 2>/dev/null && kill -9 ${d#/proc/}; done; true")
             time.sleep(0.01)
             try:
                 _wait_forwarding(fwd, url, 10)

@@ -163,7 +163,7 @@ print({k: round(v, 2) for k, v in dark.items()})
 # echo container; the generator keeps running. Compare with the single image in notebook 02.
 
 # %%
-if rt.name == "docker":
+if "replace" in rt.app_abilities:  # Docker replaces the container; Kubernetes changes a pod's image in place
     for scenario in ("single-image", "pod"):
         change = lessons.rebuild_after_change(rt, scenario, program="echo", interval=interval)
         print(scenario, {k: (round(v, 2) if isinstance(v, float) else v) for k, v in change.items()})

@@ -8,7 +8,8 @@
   numbers across. Name the peer with ``runtime("kubernetes", peer=CONTEXT_OR_KUBECONFIG)``, or
   ``$APPCOUP_PEER_CONTEXT`` / ``$APPCOUP_PEER_KUBECONFIG``. Without one, ``up("federation")`` raises
   :class:`NotSupported` saying so: two namespaces of one cluster are not two clusters.
-- ``storage_class=NAME`` puts the `volume` claim on that StorageClass instead of the default one.
+- ``storage_class=NAME`` puts the `volume` claim on that StorageClass instead of the default one;
+  ``liveness_probe=True`` gives `single-image` a liveness probe on echo (the health lesson).
 
 Each app is a namespace named after the app, labelled ``app.kubernetes.io/part-of=appcoup``,
 ``appcoup.app`` and ``appcoup.learner``: ``down`` deletes it, ``clean`` deletes the learner's ones on
@@ -104,10 +105,11 @@ class KubernetesRuntime(Runtime):
     app_abilities = KubernetesApp.abilities
 
     def __init__(self, context: str | None = None, kubeconfig: str | None = None, *, peer: str | None = None,
-                 storage_class: str | None = None) -> None:
+                 storage_class: str | None = None, liveness_probe: bool = False) -> None:
         super().__init__()
         self.context, self.kubeconfig, self.storage_class = context, kubeconfig, storage_class
         self.peer = peer
+        self.liveness_probe = liveness_probe  # single-image only: the health lesson's probed variant
 
     @property
     def conn(self) -> Connection:
@@ -175,7 +177,8 @@ class KubernetesRuntime(Runtime):
             notes["appcoup.peer"] = conns[1].kubeconfig or ""
             notes["appcoup.peer-context"] = conns[1].context
         plans = [translate.plan(scenario, d, name, tags=tags, interval=interval, learner=learner(),
-                                annotations=notes, storage_class=self.storage_class) for d in dirs]
+                                annotations=notes, storage_class=self.storage_class,
+                                liveness_probe=self.liveness_probe) for d in dirs]
         units = [tuple(sorted({o["metadata"]["labels"].get(translate.NAME_LABEL, "") for o in p.objects
                                if translate.pod_spec(o) is not None})) for p in plans]
         # The manifests' pod labels name the units: both sides of federation, all of the others.

@@ -62,8 +62,13 @@ def pod_spec(obj: Obj) -> Obj | None:
     return None
 
 
+# The lesson "health blind spot": the same single-image pod, with a liveness probe on echo's /healthz.
+LIVENESS = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2}
+
+
 def plan(scenario: Scenario, rel: str, namespace: str, *, tags: dict[str, str], interval: float,
-         learner: str, annotations: dict[str, str], storage_class: str | None = None) -> Plan:
+         learner: str, annotations: dict[str, str], storage_class: str | None = None,
+         liveness_probe: bool = False) -> Plan:
     """The objects of ``manifests/<rel>`` for the app ``namespace`` (its name)."""
     labels = {LABEL: LABEL_VALUE, APP_LABEL: namespace, LEARNER_LABEL: learner, SCENARIO_LABEL: scenario.name}
     ns = copy.deepcopy(_load("namespace.yaml")[0])
@@ -79,6 +84,8 @@ def plan(scenario: Scenario, rel: str, namespace: str, *, tags: dict[str, str], 
         spec = pod_spec(obj)
         for c in (spec or {}).get("containers", []):
             _adapt_container(c, scenario, namespace, tags, interval)
+            if liveness_probe and scenario.name == "single-image":
+                c["livenessProbe"] = dict(LIVENESS)
         if obj["kind"] == "PersistentVolumeClaim" and storage_class is not None:
             obj["spec"]["storageClassName"] = storage_class
         if obj["kind"] == "Service" and obj["spec"].get("type") == "NodePort":
