@@ -14,11 +14,12 @@ PS = (
     'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null); echo "$p $2 ${c:-[$p]}"; done'
 )
 
-# `pkill -9 -f /app/$SCRIPT`: prints the PIDs it killed. Prefix with SCRIPT=<file name>; ...
+# `pkill -9 -f /app/$SCRIPT`: prints each PID before killing it (killing a container's main program
+# may take this shell with it). Prefix with SCRIPT=<file name>; ...
 PKILL = (
     'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
     'case "$(tr "\\0" " " < "$d/cmdline" 2>/dev/null)" in *"/app/$SCRIPT"*) '
-    'kill -9 "$p" && echo "$p";; esac; done'
+    'echo "$p"; kill -9 "$p";; esac; done'
 )
 
 # The file each program runs from (what PKILL matches).

@@ -196,10 +196,13 @@ class KubernetesApp(KubernetesScaling, App):
         try:
             ws.run_forever(timeout=timeout)
             out, err = ws.read_channel(1), ws.read_channel(2)
-            code = ws.returncode
+            try:
+                code = ws.returncode
+            except Exception:  # noqa: BLE001 - the stream ended without a status: the process was killed
+                code = -1
         finally:
             ws.close()
-        return (code if code is not None else 0), out, err
+        return (code if code is not None else -1), out, err
 
     def exec(self, container: str, *argv: str) -> str:
         """``kubectl exec``: run ``argv`` in ``container`` (its current pod) and return what it printed."""
@@ -248,8 +251,11 @@ class KubernetesApp(KubernetesScaling, App):
                 fix=f"kill one of its programs instead: app.kill({c.programs[0]!r})")
         pod = self.pod_of(unit.name)
         target = program if program in _proc.SCRIPTS else container
-        _, out, err = self._exec(part, pod, container, ["sh", "-c", _proc.pkill(target)])
-        pids = out.split()
+        # From a sibling container when the pod shares one process namespace: killing a container's main
+        # program ends every process in that container, the exec'd shell included.
+        via = next((s.name for s in unit.containers if s.name != container), container)
+        code, out, err = self._exec(part, pod, via, ["sh", "-c", _proc.pkill(target)])
+        pids = out.split() or (["?"] if code and via == container else [])  # the shell went down with it
         if not pids:
             raise NotFound(f"No {program} process runs inside container {container!r} now.",
                            why=err.strip()[-300:], fix="look at app.processes() and app.status()")

@@ -143,12 +143,16 @@ class KubernetesRuntime(Runtime):
         if kubeconfig_path() is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
             return Availability("kubernetes", False, "no cluster configured here: KUBECONFIG is not set and "
                                 "~/.kube/config does not exist", FIX_CLUSTER)
+        conn = None
         try:
-            conn = connect(retries=False)
+            conn = connect(retries=False)  # a client of its own: no retries, so "nowhere" answers fast
             version = probe(conn)
             f = facts(conn)
         except AppcoupError as e:
             return Availability("kubernetes", False, e.what + (f" ({e.why})" if e.why else ""), e.fix or FIX_CLUSTER)
+        finally:
+            if conn is not None:
+                conn.close()
         flavour = f["flavour"]
         detail = (f"Kubernetes {version.get('gitVersion', '?')} at {conn.server}, context {conn.context!r}, "
                   f"{flavour.name}; images: {flavour.how}")
@@ -250,8 +254,12 @@ class KubernetesRuntime(Runtime):
 
         def one(target: tuple[str | None, str | None]) -> list[str]:
             try:
-                conn = connect(target[1], target[0], retries=False)
-                probe(conn, timeout=3)
+                quick = connect(target[1], target[0], retries=False)
+                try:
+                    probe(quick, timeout=3)
+                finally:
+                    quick.close()
+                conn = connect(target[1], target[0])
             except AppcoupError:
                 return []  # not reachable now: nothing to do there
             removed = []
