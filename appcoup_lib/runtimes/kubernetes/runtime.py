@@ -237,6 +237,8 @@ class KubernetesRuntime(Runtime):
         rows = []
         for ns in _app_namespaces(self.conn, all_learners=False):
             meta = ns["metadata"]
+            if meta.get("deletionTimestamp"):
+                continue  # being deleted (an app downed at a kernel's exit): going away on its own
             rows.append({"runtime": "kubernetes", "name": meta["name"],
                          "scenario": (meta.get("labels") or {}).get(translate.SCENARIO_LABEL, "?"),
                          "url": f"port-forward on attach (namespace {meta['name']}, {self.conn.context})"})
