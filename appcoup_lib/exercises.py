@@ -175,6 +175,21 @@ def check_service_generator_recreated(answer: Any) -> Verdict:
         "start `service`, note app.data()[:3], app.recreate('generator'), wait_ready(), compare")
 
 
+# -- 06-federation ----------------------------------------------------------------------------------
+def check_echo_killed_loose(restarts: Any) -> Verdict:
+    """06: kill echo of `federation` (or `service`): ``{"generator": n, "adapter": m, "echo": k}`` restarts."""
+    if unanswered(restarts):
+        return verdict(..., False, "", "")
+    ok = (isinstance(restarts, dict) and restarts.get("echo") == 1
+          and restarts.get("generator") == 0 and restarts.get("adapter") == 0)
+    return verdict(
+        restarts, ok,
+        "only echo restarts, in its own unit (its own cluster, in federation); the generator's side "
+        "never hears of it: nothing there depends on echo",
+        "answer with the restarts of all three containers from app.status() after one kill of echo, "
+        "e.g. {'generator': 0, 'adapter': 0, 'echo': 1}")
+
+
 # -- 07-choosing-a-coupling -------------------------------------------------------------------------
 def check_loose_scenarios(answer: Any, card: Iterable[dict[str, Any]] = ()) -> Verdict:
     """07: from this run's scorecard, the scenarios where upgrading echo left the generator alone
@@ -193,6 +208,7 @@ def check_loose_scenarios(answer: Any, card: Iterable[dict[str, Any]] = ()) -> V
 __all__ = [
     "Solution",
     "Verdict",
+    "check_echo_killed_loose",
     "check_federation_runtimes",
     "check_loose_scenarios",
     "check_pod_generator_killed",

@@ -145,17 +145,25 @@ if fed_timeline is not None:
 # cluster restarts something, and does cluster A notice at all?
 #
 # **Try** it with two clusters: `fed.kill("echo")`, then `fed.status()` and `fed.events()`. With
-# one cluster, do the same on the `service` scenario in notebook 04 and compare the restarts.
-# **Check:** the restarts in each unit, from `app.status()`.
+# one cluster, do the same on the `service` scenario (same units, one place).
+# **Check:** the restarts of each container afterwards, as a dict `{"generator": ..., "adapter": ..., "echo": ...}`.
 
 # %%
 
 
 # %%
-# On one cluster (or engine): echo's unit restarts, the generator's unit never hears of it.
-with rt.up("service", interval=interval, port=0) as svc:
-    svc.wait_ready()
-    svc.kill("echo")
-    svc.wait_until(svc.answers, 60, "echo to answer again")
-    restarts = {name: st["restarts"] for name, st in svc.status().items()}
+from appcoup_lib.exercises import check_echo_killed_loose
+
+answer = ...   # e.g. {"generator": 0, "adapter": 0, "echo": 0}
+check_echo_killed_loose(answer)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# Solution: kill echo, wait until /data answers again, read the restarts.
+with rt.up("federation" if federated else "service", interval=interval, port=0) as app:
+    app.wait_ready(timeout=120)
+    app.kill("echo")
+    app.wait_until(app.answers, 60, "echo to answer again")
+    app.wait_until(lambda: app.status()["echo"]["restarts"] >= 1, 30, "echo's restart to show")
+    restarts = {name: st["restarts"] for name, st in app.status().items()}
 print(restarts)
+check_echo_killed_loose(restarts)
