@@ -22,7 +22,7 @@ from appcoup_lib.runtimes.local import _strays
 
 
 def as_learner(who: str, *args: str) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([sys.executable, "-m", "appcoup_lib", *args], capture_output=True, text=True, timeout=180,
+    p = subprocess.run([sys.executable, "-m", "appcoup_lib", *args], capture_output=True, text=True, timeout=180, check=False,
                        env={**os.environ, "APPCOUP_LEARNER": who})
     assert "Traceback" not in p.stderr, p.stderr
     return p

@@ -75,7 +75,7 @@ def test_sigkill_the_kernel_mid_notebook_then_clean_leaves_nothing(rt: str, tmp_
 
     mine = (lambda: _strays(under=state_dir(), learner_only=who)) if rt == "local" else (lambda: _docker_objects(who))
     assert mine(), "the killed kernel's app outlives it (else this test proves nothing)"
-    clean = subprocess.run([sys.executable, "-m", "appcoup_lib", "clean"], env=env, capture_output=True, text=True,
+    clean = subprocess.run([sys.executable, "-m", "appcoup_lib", "clean"], env=env, capture_output=True, text=True, check=False,
                            timeout=120)
     assert clean.returncode == 0, clean.stderr
     assert not mine(), f"left after clean: {mine()}"

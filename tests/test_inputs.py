@@ -50,7 +50,7 @@ BAD_CLI = [
 
 
 def appcoup(*args: str, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "appcoup_lib", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "appcoup_lib", *args], capture_output=True, text=True, check=False,
                           timeout=120, env=dict(os.environ), **kw)
 
 

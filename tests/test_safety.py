@@ -11,19 +11,17 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 import appcoup_lib as ac
-from appcoup_lib.paths import state_dir
 from appcoup_lib.runtimes.local import LocalApp, LocalRuntime, _strays
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from relay import Relay  # noqa: E402
+from relay import Relay
 
 
 def _sleeper(**env: str) -> subprocess.Popen:
@@ -32,7 +30,7 @@ def _sleeper(**env: str) -> subprocess.Popen:
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "appcoup_lib", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "appcoup_lib", *args], capture_output=True, text=True, check=False,
                           timeout=120, env={**os.environ, **env})
 
 

@@ -28,7 +28,6 @@ from ..paths import images_dir, state_dir
 from ..scenarios import Container, Scenario
 from ..scenarios import scenario as get_scenario
 from .base import (
-    PREFIX,
     App,
     Availability,
     Event,
