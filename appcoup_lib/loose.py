@@ -12,6 +12,7 @@ it needs (``app.can("scale")`` ...), and raises :class:`NotSupported` with the r
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.request
 from collections.abc import Callable
@@ -78,7 +79,7 @@ def spread(app: App, requests: int = 30, *, timeout: float = 2.0) -> Spread:
             with urllib.request.urlopen(app.url + "/data", timeout=timeout) as r:
                 who = r.headers.get("X-Served-By") or "?"
                 out.served.setdefault(who, []).append(parse_numbers(r.read().decode("utf-8", "replace")))
-        except OSError:
+        except (OSError, http.client.HTTPException):  # refused, reset, or cut half-way
             out.failed += 1
     return out
 
@@ -92,7 +93,7 @@ def latencies(app: App, n: int = 100, *, path: str = "/data", timeout: float = 5
         try:
             with urllib.request.urlopen(url, timeout=timeout) as r:
                 r.read()
-        except OSError as e:
+        except (OSError, http.client.HTTPException) as e:
             raise NotReady(f"{url} failed while measuring latency ({e}).", fix="look at app.status()") from None
         out.append(time.perf_counter() - t0)
     return out

@@ -74,6 +74,11 @@ def test_a_response_cut_half_way_is_not_answering(cut: str) -> None:
             app.fetch("/data")
         assert app.answers() is False
         assert Poller(app).sample().answered is False
+        from appcoup_lib.loose import spread
+        from appcoup_lib.runtimes.scaling import answers
+
+        assert answers(url + "/data") is False  # the scale verbs' check of each copy
+        assert spread(app, requests=2).failed == 2
     finally:
         close()
 

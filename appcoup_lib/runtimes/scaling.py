@@ -10,6 +10,7 @@ The words are Kubernetes': a *copy* of a unit is what a Deployment calls a repli
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import tempfile
 import time
@@ -29,8 +30,9 @@ DRAIN = 0.3  # seconds between taking a copy out of the front and stopping it (i
 def answers(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
+            r.read()
             return r.status == 200
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):  # a cut response: not answering
         return False
 
 
