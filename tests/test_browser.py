@@ -99,6 +99,17 @@ def lab(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+        # The kernels ran under this session's learner name: their exit took their apps down
+        # (and stopped the dashboards polling them).
+        import appcoup_lib as ac
+
+        deadline = time.monotonic() + 30
+        while ac.running() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = ac.running()
+        if left:
+            ac.clean()
+            pytest.fail(f"shutting JupyterLab down left apps running: {left}", pytrace=False)
 
 
 @pytest.fixture
