@@ -31,6 +31,7 @@ from .errors import (
 )
 from .measure import watch
 from .runtimes import App, Event, Runtime, Table, runtime, runtime_for
+from .runtimes.base import default_name
 from .scenarios import SCENARIOS, Scenario, scenario
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ __all__ = [
     "UnknownScenario",
     "clean",
     "dashboard",
+    "default_name",
     "doctor",
     "exercises",
     "loose",

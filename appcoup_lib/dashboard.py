@@ -184,9 +184,12 @@ class Dashboard:
                 continue
             row = sum(1 for px, _ in placed if abs(px - x(e.time)) < 90) % 4
             placed.append((x(e.time), row))
+            # Near the right edge (the newest crash) the label goes to the left of its line.
+            left = x(e.time) > width - 90
             parts.append(f"<line class='mark' x1='{x(e.time)}' x2='{x(e.time)}' y1='0' y2='{height - 18}' "
                          f"stroke='#c62828' stroke-dasharray='4 3'/>"
-                         f"<text x='{x(e.time) + 3}' y='{12 + 11 * row}' font-size='10' fill='#c62828'>"
+                         f"<text x='{x(e.time) + (-3 if left else 3)}' y='{12 + 11 * row}' font-size='10' "
+                         f"fill='#c62828' text-anchor='{'end' if left else 'start'}'>"
                          f"{html.escape(e.container)} {html.escape(e.kind)}</text>")
         # The newest number at each poll: a line through the numbers as they arrive.
         pts = [(t, v) for t, v in self.points if t >= t0]

@@ -164,6 +164,7 @@ ac.running()
 # done (closing the notebook's kernel stops it too). Notebook 01 starts where this one ends.
 
 # %%
-play = ac.runtime_for("pod", rt.name).up("pod", interval=interval, port=0)
+# The playground has a name of its own: it can stay up while you go on to the next notebook.
+play = ac.runtime_for("pod", rt.name).up("pod", interval=interval, port=0, name=ac.default_name("play-00"))
 play.wait_ready()
 play.dashboard()

@@ -178,6 +178,7 @@ result
 # you are done.
 
 # %%
-app = rt.up("separate", interval=interval, port=0)
+# The playground has a name of its own: it can stay up while you go on to the next notebook.
+app = rt.up("separate", interval=interval, port=0, name=ac.default_name("play-01"))
 app.wait_ready()
 app.dashboard()

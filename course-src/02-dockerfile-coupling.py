@@ -226,6 +226,7 @@ result
 # **down** when you are done.
 
 # %%
-app = rt.up("single-image", interval=interval, port=0)
+# The playground has a name of its own: it can stay up while you go on to the next notebook.
+app = rt.up("single-image", interval=interval, port=0, name=ac.default_name("play-02"))
 app.wait_ready()
 app.dashboard()

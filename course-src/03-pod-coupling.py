@@ -220,6 +220,7 @@ solution(check_pod_generator_killed, restarts=restarts_seen)
 # are enabled too; otherwise hover over them to read why not. Press **down** when you are done.
 
 # %%
-app = rt.up("pod", interval=interval, port=0)
+# The playground has a name of its own: it can stay up while you go on to the next notebook.
+app = rt.up("pod", interval=interval, port=0, name=ac.default_name("play-03"))
 app.wait_ready()
 app.dashboard()
