@@ -164,6 +164,8 @@ class KubernetesApp(KubernetesScaling, App):
     def events(self) -> list[Event]:
         """What the cluster did to the app (watched since it started), and what appcoup did, oldest first."""
         self.start_watching()
+        for w in list(self._watchers.values()):
+            w.wait_listed()
         merged = {(e.time, e.container, e.kind, e.detail): e for w in self._watchers.values() for e in w.events}
         for e in self._own:
             merged.setdefault((e.time, e.container, e.kind, e.detail), e)

@@ -50,10 +50,17 @@ class Watcher:
         self.changed = threading.Condition()
         self.error: BaseException | None = None
         self._stop = threading.Event()
+        self._listed = {"pods": threading.Event(), "events": threading.Event()}  # the first list is in
         self._threads = [threading.Thread(target=self._loop, args=(kind,), daemon=True,
                                           name=f"appcoup watch {kind} {namespace}") for kind in ("pods", "events")]
         for t in self._threads:
             t.start()
+
+    def wait_listed(self, timeout: float = 5.0) -> None:
+        """Wait until what existed before this watcher started is known (an app attached from elsewhere)."""
+        deadline = time.monotonic() + timeout
+        for ev in self._listed.values():
+            ev.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self._stop.set()
@@ -71,6 +78,7 @@ class Watcher:
                     version = listed["metadata"]["resourceVersion"]
                     for item in listed.get("items", []):
                         handle("ADDED", item, initial=True)
+                    self._listed[kind].set()
                 for ev in watch(fn, self.namespace, resource_version=version, timeout_seconds=55, stop=self._stop):
                     obj = ev.get("object") or {}
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
@@ -105,7 +113,9 @@ class Watcher:
             return
         old = self.pods.get(name)
         self.pods[name] = pod
-        stamp = (lambda api: api_time(api) or now) if initial else (lambda api: now)
+        # Seen in the first list (it happened before this watcher started): the API's whole second,
+        # taken at its end, so an effect never sorts before the kill appcoup stamped within that second.
+        stamp = (lambda api: (api_time(api) + 0.999 if api_time(api) else now)) if initial else (lambda api: now)
         if old is None:
             # A pod of the same unit that is gone or going: this one replaces it (a Deployment at work).
             replaced = [p for p, o in [*self.gone_pods.items(), *self.pods.items()]
@@ -159,7 +169,7 @@ class Watcher:
         if obj.get("kind") == "Pod" and "{" not in path:  # the pod as a whole: say which unit it is
             pod = self.pods.get(who) or self.gone_pods.get(who) or {}
             who = (pod.get("metadata", {}).get("labels") or {}).get(NAME_LABEL, who)
-        t = (api_time(ev.get("lastTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp"))
+        t = (api_time(ev.get("lastTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")) + 0.999
              if initial else time.time())
         if reason == "AppcoupKill":  # what appcoup did (maybe from another process), at the time it did it
             notes = ev["metadata"].get("annotations") or {}
