@@ -19,7 +19,7 @@ import pytest
 from cluster.conftest_cluster import k8s_cluster, k8s_cluster_b, k8s_namespace  # noqa: F401
 
 import appcoup_lib as ac
-from appcoup_lib.errors import AppcoupError, NotReady, NotSupported
+from appcoup_lib.errors import AppcoupError, NotFound, NotReady, NotSupported
 from appcoup_lib.runtimes.base import LEARNER_LABEL
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.cluster, pytest.mark.slow]
@@ -141,8 +141,13 @@ def test_volume_outlives_the_generator(rt) -> None:
         part = app.part("generator")
         old = app.pod_of("generator")
         call(part.conn.core().delete_namespaced_pod, old, part.namespace, grace_period_seconds=0, what="delete")
-        app.wait_until(lambda: app.pod_of("generator") != old and app.status()["generator"]["running"], 60,
-                       "a new generator pod")
+        def replaced() -> bool:
+            try:
+                return app.pod_of("generator") != old and app.status()["generator"]["running"]
+            except NotFound:  # the moment between the old pod's deletion and the new one's creation
+                return False
+
+        app.wait_until(replaced, 60, "a new generator pod")
         app.wait_until(lambda: len(app.data()) > len(before) + 1, 30, "more numbers from the new generator")
         assert app.data()[:len(before)] == before
 
