@@ -290,11 +290,10 @@ def test_nothing_is_left_after_a_killed_kernel_and_clean(k8s_cluster) -> None:  
         proc.send_signal(signal.SIGKILL)  # no atexit, no finally: as when a Jupyter kernel is killed
         proc.wait()
     assert name in _our_namespaces()  # the cluster keeps it running
-    # The kubernetes runtime's clean, as `appcoup clean` runs it (only this runtime: the Docker engine is shared).
-    clean = "from appcoup_lib.runtimes.kubernetes import KubernetesRuntime as K; print(K.clean())"
-    r = subprocess.run([sys.executable, "-c", clean], env=env, capture_output=True, text=True, timeout=300,
-                       check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
+    # `appcoup clean` as the learner runs it (this runtime only: the Docker engine here is shared).
+    r = subprocess.run([sys.executable, "-m", "appcoup_lib", "clean", "--runtime", "kubernetes"], env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0 and f"namespace {name}" in r.stdout, r.stdout + r.stderr
     assert name not in _our_namespaces()
     from appcoup_lib.runtimes.kubernetes.client import call, connect
 

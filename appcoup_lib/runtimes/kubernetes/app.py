@@ -124,6 +124,8 @@ class KubernetesApp(KubernetesScaling, App):
 
     @property
     def url(self) -> str:
+        if self._down and self._forward is None:
+            return "http://127.0.0.1:0"  # gone: no port-forward is started for an app that is down
         fwd = self.forward()
         return f"http://{'127.0.0.1' if fwd.address == '0.0.0.0' else fwd.address}:{fwd.port}"
 
