@@ -217,6 +217,31 @@ def test_an_image_that_cannot_be_pulled_is_the_reason_given(rt) -> None:
         assert app.status()["generator"]["restarts"] == 0  # in place: the other container went on
 
 
+def test_a_back_off_after_kills_is_waited_out_not_reported(rt) -> None:
+    with rt.up("pod", interval=0.5, port=0, name=_name("backoff")) as app:
+        app.wait_ready(timeout=60)
+        for n in (1, 2):  # the first restart is immediate, the second waits out a back-off (10 s)
+            app.wait_until(lambda: app.status()["echo"]["running"], 60, "echo running")
+            app.kill("echo")
+            app.wait_until(lambda n=n: app.status()["echo"]["restarts"] >= n or not app.status()["echo"]["running"],
+                           30, "the kill to show")
+        app.wait_ready(timeout=60)  # CrashLoopBackOff after SIGKILLs: it comes back, so no NotReady
+        assert app.status()["echo"]["restarts"] >= 2
+
+
+def test_a_container_that_cannot_start_is_the_reason_given(rt) -> None:
+    from appcoup_lib import images
+
+    with rt.up("pod", interval=0.5, port=0, name=_name("crash")) as app:
+        app.wait_ready(timeout=60)
+        # echo's command (python3) does not exist in the busybox image of the generator: it cannot start.
+        app.replace("echo", images.ensure(["generator"], progress=False)["generator"], timeout=5)
+        with pytest.raises(NotReady) as e:
+            app.wait_ready(timeout=60)
+        assert "container echo" in e.value.why
+        assert any(r in e.value.why for r in ("CrashLoopBackOff", "RunContainerError", "CreateContainerError")), e.value.why
+
+
 def test_an_image_missing_on_an_unknown_cluster_names_the_hook(k8s_cluster, monkeypatch) -> None:  # noqa: F811
     from appcoup_lib.runtimes.kubernetes import images as kimages
     from appcoup_lib.runtimes.kubernetes.client import connect

@@ -191,6 +191,10 @@ class Watcher:
         for pod in list(self.pods.values()):
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
                 w = (cs.get("state") or {}).get("waiting") or {}
+                last = (cs.get("lastState") or {}).get("terminated") or {}
+                if (w.get("reason") == "CrashLoopBackOff" and last.get("exitCode") == 137
+                        and last.get("reason") != "OOMKilled"):
+                    continue  # killed by SIGKILL (app.kill): the back-off ends and it comes back
                 if w.get("reason") in FATAL_WAITING:
                     out.append(f"container {cs['name']} of pod {pod['metadata']['name']}: {w['reason']}"
                                + (f" ({w.get('message')})" if w.get("message") else ""))
