@@ -77,7 +77,8 @@ def crash(app: App, program: str = "echo", *, coupling: str = "", timeout: float
     # A container that restarted restarted every program in it (inside a container, a new process
     # may get the same pid again); outside that, a new pid is a restart too.
     restarts_after = {c: st.get("restarts", 0) for c, st in app.status().items()}
-    renewed = {p for c in app.scenario.containers if restarts_after.get(c.name, 0) > restarts_before.get(c.name, 0)
+    renewed = {p for c in app.scenario.containers
+               if restarts_after.get(c.name, 0) > restarts_before.get(c.name, 0)
                for p in (c.programs or (c.name,))}
     renewed |= {p for p in before if after.get(p) != before[p]}
     restarted = tuple(p for p in ("generator", "adapter", "echo") if p in renewed)

@@ -146,7 +146,8 @@ class Dashboard:
         rows = []
         for name, st in status.items():
             running = bool(st.get("running"))
-            ready = running and st.get("health") not in ("unhealthy",) and (answered if name == entry else True)
+            serves = answered if name == entry else True  # the entry container is ready when /data answers
+            ready = running and st.get("health") != "unhealthy" and serves
             rows.append(Row(name, str(st.get("state", "")), running, ready, int(st.get("restarts", 0)),
                             last_exit.get(name, "")))
         return rows
@@ -213,17 +214,20 @@ class Dashboard:
         head = "".join(f"<th style='text-align:left;padding:2px 10px'>{h}</th>"
                        for h in ("container", "state", "running", "ready", "restarts", "last exit"))
         body = []
+        yes, no = "<span style='color:#2e7d32'>yes</span>", "<span style='color:#c62828'>no</span>"
         for r in self.rows:
-            ok = lambda b: "<span style='color:#2e7d32'>yes</span>" if b else "<span style='color:#c62828'>no</span>"  # noqa: E731
+            ok = lambda b: yes if b else no  # noqa: E731
             body.append(
                 f"<tr data-container='{html.escape(r.container)}'>"
                 f"<td style='padding:2px 10px'><code>{html.escape(r.container)}</code></td>"
                 f"<td style='padding:2px 10px'>{html.escape(r.state)}</td>"
-                f"<td style='padding:2px 10px'>{ok(r.running)}</td><td style='padding:2px 10px'>{ok(r.ready)}</td>"
+                f"<td style='padding:2px 10px'>{ok(r.running)}</td>"
+                f"<td style='padding:2px 10px'>{ok(r.ready)}</td>"
                 f"<td class='appcoup-restarts' data-container='{html.escape(r.container)}' "
                 f"style='padding:2px 10px'>{r.restarts}</td>"
                 f"<td style='padding:2px 10px'>{html.escape(r.last_exit)}</td></tr>")
-        return f"<table class='appcoup-status'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        return (f"<table class='appcoup-status'><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")
 
     def timeline_html(self, last: int = 40) -> str:
         lines = "\n".join(html.escape(str(e)) for e in self.events[-last:]) or "(nothing yet)"
@@ -235,7 +239,8 @@ class Dashboard:
             state = "stopped"
         else:
             state = "live" if self.live else "snapshot"
-        return (f"<b>{html.escape(self.app.scenario.name)}</b> on <b>{html.escape(self.app.runtime.name)}</b> · "
+        return (f"<b>{html.escape(self.app.scenario.name)}</b> on "
+                f"<b>{html.escape(self.app.runtime.name)}</b> · "
                 f"{html.escape(self.app.url)}/data · <span class='appcoup-state'>{state}</span>"
                 + (f" · <i>{html.escape(self.message)}</i>" if self.message else ""))
 
@@ -246,8 +251,8 @@ class Dashboard:
                 f"{self.timeline_html()}</details></div>")
 
     def __str__(self) -> str:
-        lines = [f"dashboard of {self.app.scenario.name} on {self.app.runtime.name}: {self.count} numbers served, "
-                 f"/data {'answering' if self.answering else 'not answering'}"]
+        lines = [f"dashboard of {self.app.scenario.name} on {self.app.runtime.name}: "
+                 f"{self.count} numbers served, /data {'answering' if self.answering else 'not answering'}"]
         lines += [f"  {r.container:<10} {r.state:<9} ready={'yes' if r.ready else 'no':<3} "
                   f"restarts={r.restarts} {r.last_exit}" for r in self.rows]
         return "\n".join(lines)
@@ -284,7 +289,8 @@ class Dashboard:
             b.on_click(lambda _b, p=prog: self._act(f"kill {p}", lambda: self.app.kill(p)))
             buttons.append(b)
         echo_unit = self.app.scenario.unit_of(self.app.scenario.entry[1]).name
-        scale = w.Button(description="scale ×2", icon="clone", tooltip=f"run 2 copies of {echo_unit} (again: back to 1)")
+        scale = w.Button(description="scale ×2", icon="clone",
+                         tooltip=f"run 2 copies of {echo_unit} (again: back to 1)")
         self._replicas = 1
         scale.on_click(lambda _b: self._act("scale", self._scale))
         upgrade = w.Button(description="upgrade echo", icon="arrow-up",

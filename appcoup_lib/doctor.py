@@ -27,12 +27,14 @@ class Report(list):
 
         rows = "".join(
             f"<tr><td style='text-align:left'><code>{html.escape(a.runtime)}</code></td>"
-            f"<td style='text-align:left;color:{'#2e7d32' if a.ok else '#b3261e'}'>{'usable' if a.ok else 'not usable'}</td>"
+            f"<td style='text-align:left;color:{'#2e7d32' if a.ok else '#b3261e'}'>"
+            f"{'usable' if a.ok else 'not usable'}</td>"
             f"<td style='text-align:left'>{html.escape(a.detail)}</td>"
             f"<td style='text-align:left'>{html.escape(a.fix)}</td></tr>"
             for a in self)
         best = next((r for r in ("kubernetes", "docker", "local") if r in self.usable), "local")
-        return (f"<table class='appcoup-doctor'><thead><tr><th style='text-align:left'>runtime</th><th style='text-align:left'>here</th>"
+        return (f"<table class='appcoup-doctor'><thead><tr><th style='text-align:left'>runtime</th>"
+                f"<th style='text-align:left'>here</th>"
                 f"<th style='text-align:left'>detail</th><th style='text-align:left'>to make it usable</th>"
                 f"</tr></thead><tbody>{rows}</tbody></table>"
                 f"<p><code>runtime('auto')</code> picks: <b>{html.escape(best)}</b></p>")

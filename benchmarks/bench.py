@@ -79,7 +79,8 @@ def machine(name: str | None = None) -> dict:
 
     cpu = ""
     try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
     except OSError:
         pass
     try:
@@ -111,7 +112,7 @@ def main() -> int:
     ap.add_argument("--out", default="build/bench.json")
     ap.add_argument("--skip-course", action="store_true")
     ap.add_argument("--machine", default=None,
-                    help="name of this machine in notebooks/reference/bench-<machine>.json (default: host name)")
+                    help="this machine in notebooks/reference/bench-<machine>.json (default: host name)")
     ap.add_argument("--skip-loose", action="store_true", help="without the loose-coupling rows (bench_loose.py)")
     args = ap.parse_args()
     rows: list[dict] = []

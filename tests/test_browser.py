@@ -83,7 +83,8 @@ def _serve(cfg: Path, command: list[str]):
             break
         except OSError:
             assert proc.poll() is None, f"{command} exited: {(cfg / 'server.log').read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no answer from {command}: {(cfg / 'server.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, \
+                f"no answer from {command}: {(cfg / 'server.log').read_text()[-3000:]}"
             time.sleep(0.5)
     return proc, log, url, token
 
@@ -156,12 +157,14 @@ def _open(page, lab, notebook: str) -> None:
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
             # The kernel is up when the status bar says "Python 3 (ipykernel) | Idle" (before
             # that, a Run All runs nothing).
-            page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first.wait_for(timeout=60_000)
+            idle = page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle"))
+            idle.first.wait_for(timeout=60_000)
             break
         except Exception:  # noqa: BLE001 - a loaded machine can drop a stylesheet: load the page again
             if attempt == 2:
                 raise
-    assert page.get_by_text("official Jupyter news").count() == 0, "the news pop-up must be off for the course"
+    assert page.get_by_text("official Jupyter news").count() == 0, \
+        "the news pop-up must be off for the course"
 
 
 def _menu(page, menu: str, item: str) -> None:
@@ -175,7 +178,8 @@ def _run_all(page) -> None:
     for attempt in range(3):
         _menu(page, "Run", r"^Run All Cells$")
         try:
-            page.locator(".jp-InputPrompt", has_text=re.compile(r"\[(\*|\d+)\]")).first.wait_for(timeout=30_000)
+            started = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[(\*|\d+)\]"))
+            started.first.wait_for(timeout=30_000)
             return
         except Exception:  # noqa: BLE001
             if attempt == 2:
@@ -183,7 +187,8 @@ def _run_all(page) -> None:
 
 
 def _restarts(page, container: str) -> str:
-    return page.locator(f"table.appcoup-status td.appcoup-restarts[data-container='{container}']").last.inner_text()
+    cell = page.locator(f"table.appcoup-status td.appcoup-restarts[data-container='{container}']")
+    return cell.last.inner_text()
 
 
 def _plot_count(page) -> int:
