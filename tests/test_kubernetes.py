@@ -53,8 +53,8 @@ def nothing_left_on_the_cluster(k8s_cluster):  # noqa: F811
     peer = os.environ.get("APPCOUP_PEER_KUBECONFIG")
     left = _our_namespaces() | (_our_namespaces(peer) if peer else set())
     if left:
-        from appcoup_lib.runtimes.kubernetes.app import delete_namespace
         from appcoup_lib.runtimes.kubernetes.client import connect
+        from appcoup_lib.runtimes.kubernetes.namespaces import delete_namespace
 
         for kc in (None, peer):
             for ns in left:

@@ -6,6 +6,8 @@ with nothing but a POSIX shell, and leave out the shell that runs them.
 
 from __future__ import annotations
 
+from typing import Any
+
 # `ps`: "pid ppid command" per process, from /proc, leaving out this probe and its children.
 PS = (
     'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
@@ -39,3 +41,27 @@ def parse_ps(output: str) -> list[tuple[int, int, str]]:
 def pkill(program: str) -> str:
     """The shell command that SIGKILLs ``program`` (by its script's path) and prints the PIDs."""
     return f"SCRIPT={SCRIPTS[program]}; {PKILL}"
+
+
+def owners(procs: list[tuple[int, int, str]], containers: tuple[Any, ...]) -> dict[int, str]:
+    """pid -> container: each top process (parent outside the pod) by the program it runs; children follow."""
+    if len(containers) == 1:
+        return {pid: containers[0].name for pid, _, cmd in procs if cmd != "/pause"}
+    by_pid = {pid: (ppid, cmd) for pid, ppid, cmd in procs}
+    owner: dict[int, str] = {}
+
+    def find(pid: int, depth: int = 0) -> str | None:
+        if pid in owner or depth > 50:
+            return owner.get(pid)
+        ppid, cmd = by_pid.get(pid, (0, ""))
+        if ppid not in by_pid:  # a top process of some container
+            hit = next((c.name for c in containers if c.command and c.command[-1] in cmd), None)
+        else:
+            hit = find(ppid, depth + 1)
+        if hit:
+            owner[pid] = hit
+        return hit
+
+    for pid in by_pid:
+        find(pid)
+    return owner

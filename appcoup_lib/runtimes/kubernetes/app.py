@@ -17,13 +17,12 @@ from ...progress import Progress
 from ...scenarios import Scenario
 from .. import _proc
 from ..base import App, Event, Runtime, Table
-from .client import Connection, api_error, call, status_of
+from .client import Connection, api_error, call
+from .namespaces import delete_namespace, wait_gone
 from .portforward import PortForward
 from .scaling import KubernetesScaling
 from .timeline import Watcher
 from .translate import NAME_LABEL
-
-DELETE_TIMEOUT = 90  # seconds to wait for a namespace to be gone
 
 
 @dataclass
@@ -235,7 +234,7 @@ class KubernetesApp(KubernetesScaling, App):
                 continue
             _, out, _ = self._exec(part, pod["metadata"]["name"], running[0], ["sh", "-c", _proc.PS])
             procs = _proc.parse_ps(out)
-            owner = _owners(procs, unit.containers)
+            owner = _proc.owners(procs, unit.containers)
             for c in unit.containers:
                 mine = [p for p in procs if owner.get(p[0]) == c.name]
                 if not mine:
@@ -416,70 +415,4 @@ def _runs_image(watcher: Watcher, unit: str, container: str, image: str) -> bool
     return False
 
 
-def _owners(procs: list[tuple[int, int, str]], containers: tuple[Any, ...]) -> dict[int, str]:
-    """pid -> container: each top process (parent outside the pod) by the program it runs; children follow."""
-    if len(containers) == 1:
-        return {pid: containers[0].name for pid, _, cmd in procs if cmd != "/pause"}
-    by_pid = {pid: (ppid, cmd) for pid, ppid, cmd in procs}
-    owner: dict[int, str] = {}
-
-    def find(pid: int, depth: int = 0) -> str | None:
-        if pid in owner or depth > 50:
-            return owner.get(pid)
-        ppid, cmd = by_pid.get(pid, (0, ""))
-        if ppid not in by_pid:  # a top process of some container
-            hit = next((c.name for c in containers if c.command and c.command[-1] in cmd), None)
-        else:
-            hit = find(ppid, depth + 1)
-        if hit:
-            owner[pid] = hit
-        return hit
-
-    for pid in by_pid:
-        find(pid)
-    return owner
-
-
-def delete_namespace(conn: Connection, namespace: str) -> bool:
-    """Delete an app's namespace (and so everything in it); False when it was not there."""
-    core = conn.core()
-    try:
-        core.delete_namespace(namespace, body={"propagationPolicy": "Background"}, _preload_content=False,
-                              _request_timeout=(5, 30))
-    except Exception as e:
-        if status_of(e) == 404:
-            return False
-        raise api_error(f"Cannot delete the namespace {namespace!r}", e, conn) from e
-    # The namespace controller would give each pod its full grace period; the app is going away as a
-    # whole, so one second is enough for the programs (which exit at once on SIGTERM).
-    try:
-        core.delete_collection_namespaced_pod(namespace, grace_period_seconds=1, _preload_content=False,
-                                              _request_timeout=(5, 30))
-    except Exception:  # noqa: BLE001, S110 - the namespace's deletion removes them anyway
-        pass
-    return True
-
-
-def wait_gone(conn: Connection, namespace: str, timeout: float = DELETE_TIMEOUT) -> None:
-    """Wait until a deleted namespace (with everything in it) no longer exists."""
-    core = conn.core()
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespace(namespace, _preload_content=False, _request_timeout=(5, 10))
-        except Exception as e:
-            if status_of(e) == 404:
-                return
-            raise api_error(f"Cannot check that {namespace!r} is gone", e, conn) from e
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
-    raise AppcoupError(f"The namespace {namespace!r} ({conn.label}) is still being deleted after {timeout:g} s.",
-                       fix=f"look at `kubectl get all -n {namespace}`; `appcoup clean` finishes the job")
-
-
-def annotations_of(ns: dict[str, Any]) -> dict[str, str]:
-    return (ns.get("metadata") or {}).get("annotations") or {}
-
-
-__all__ = ["KubernetesApp", "Part", "annotations_of", "delete_namespace", "wait_gone"]
+__all__ = ["KubernetesApp", "Part"]

@@ -41,7 +41,7 @@ from ..base import (
 )
 from . import images as cluster_images
 from . import translate
-from .app import KubernetesApp, Part, annotations_of, delete_namespace, wait_gone
+from .app import KubernetesApp, Part
 from .client import (
     FIX_CLUSTER,
     FIX_SDK,
@@ -53,6 +53,7 @@ from .client import (
     kubeconfig_path,
     status_of,
 )
+from .namespaces import annotations_of, delete_namespace, wait_gone
 
 PEER_CONTEXT_ENV = "APPCOUP_PEER_CONTEXT"
 PEER_KUBECONFIG_ENV = "APPCOUP_PEER_KUBECONFIG"
