@@ -146,6 +146,8 @@ def run(rows: list[dict], repeat: int = 3) -> None:
         lf, hf = _median(lib["first_number"]), _median(hand["first_number"])
         rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": "ratio_first_number",
                      "seconds": lf / hf if lf and hf else None})
+    if os.environ.get("APPCOUP_PEER_KUBECONFIG") or os.environ.get("APPCOUP_PEER_CONTEXT"):
+        run_federation(rt, rows, repeat)
     for scenario in ("single-image", "pod"):
         try:
             r = lessons.rebuild_after_change(rt, scenario, "echo", interval=INTERVAL, progress=False)
@@ -156,6 +158,16 @@ def run(rows: list[dict], repeat: int = 3) -> None:
                      "seconds": r["redeploy_seconds"]})
         rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": "rebuild_no_data",
                      "seconds": r["no_data_seconds"]})
+
+
+def run_federation(rt: ac.Runtime, rows: list[dict], repeat: int = 3) -> None:
+    """`federation` across the two clusters (no kubectl baseline: that is two kubeconfigs and a hand-made
+    EndpointSlice, see manifests/README.md)."""
+    through_library(rt, "federation")  # unmeasured: loads the images into the second cluster if needed
+    runs = [through_library(rt, "federation") for _ in range(repeat)]
+    for metric in ("first_number", "recovery", "down"):
+        rows.append({"runtime": "kubernetes", "scenario": "federation", "metric": metric,
+                     "seconds": _median([r[metric] for r in runs])})
 
 
 if __name__ == "__main__":
