@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 
-from bench_local import _answers, _free_port, _median, _wait, through_library
+from bench_local import _answers, _free_port, _median, through_library
 
 import appcoup_lib as ac
 from appcoup_lib import images, lessons
@@ -107,8 +107,8 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
             t0 = time.monotonic()
             # `pkill -9 -f echo.py` for an image without pkill ([o]: the pattern must not match this shell).
             # (exit code 137: the exec'd shell goes down with echo's container, as a learner sees it too)
-            subprocess.run([kubectl(), "-n", CLI, "exec", pod, "-c", "echo", "--", "sh", "-c", "for d in /proc/[0-9]*; do "
-                            "grep -q '/app/ech[o].py' $d/cmdline 2>/dev/null && kill -9 ${d#/proc/}; done"],
+            pkill = "for d in /proc/[0-9]*; do grep -q '/app/ech[o].py' $d/cmdline 2>/dev/null && kill -9 ${d#/proc/}; done"
+            subprocess.run([kubectl(), "-n", CLI, "exec", pod, "-c", "echo", "--", "sh", "-c", pkill],
                            capture_output=True, timeout=60, check=False)
             time.sleep(0.01)
             try:
