@@ -311,16 +311,20 @@ class Dashboard:
                        self._w_table, w.HTML("<b>timeline</b>"), self._w_events],
                       layout=w.Layout(border="1px solid #ddd", padding="6px"))
 
-    def _scale(self) -> None:
+    def _scale(self) -> Any:
         unit = self.app.scenario.unit_of(self.app.scenario.entry[1]).name
         self._replicas = 2 if self._replicas == 1 else 1
-        self.app.scale(unit, self._replicas)  # type: ignore[attr-defined]
+        return self.app.scale(unit, self._replicas)  # type: ignore[attr-defined]
 
     def _act(self, what: str, fn: Any) -> None:
         """A button: do it, say what happened; errors become a line, never a traceback."""
         try:
-            fn()
+            result = fn()
             self.message = f"{what}: done at {time.strftime('%H:%M:%S')}"
+            if isinstance(result, dict):  # scale and rollout say what they did: show the numbers
+                shown = [f"{k.replace('_', ' ')} {v}" for k, v in result.items()
+                         if isinstance(v, (int, float, str)) and k != "url"][:6]
+                self.message += " · " + ", ".join(shown)
         except AppcoupError as e:
             self.message = f"{what}: {e}"
         except Exception as e:  # noqa: BLE001 - a button must never leave a traceback in the panel

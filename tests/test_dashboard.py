@@ -110,3 +110,19 @@ def test_the_plot_keeps_a_rolling_window(local):
         d.poll()
         assert len(d.points) == MAX_POINTS
         assert d.plot_svg().count("<circle") <= 60
+
+
+@pytest.mark.local
+def test_scale_button_runs_two_copies_where_the_runtime_can(local):
+    with local.up("pod", interval=INTERVAL, port=0) as app:
+        app.wait_ready()
+        if not app.can("scale"):
+            pytest.skip("the local runtime cannot scale in this version")
+        d = app.dashboard(live=True, period=0.2)
+        d.widget()
+        scale = next(b for b in d._buttons if b.description.startswith("scale"))
+        scale.click()
+        assert "replicas 2" in d._w_message.value and app.replicas() == 2
+        scale.click()  # again: back to one copy
+        assert "replicas 1" in d._w_message.value and app.replicas() == 1
+        d.stop()
