@@ -13,14 +13,14 @@ PS = (
     'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
     '[ -r "$d/stat" ] || continue; s=$(cat "$d/stat" 2>/dev/null) || continue; s=${s##*) }; '
     'set -- $s; [ "$2" = "$$" ] && continue; '
-    'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null); echo "$p $2 ${c:-[$p]}"; done'
+    'c=$(tr "\\0" " " 2>/dev/null < "$d/cmdline"); echo "$p $2 ${c:-[$p]}"; done'
 )
 
 # `pkill -9 -f /app/$SCRIPT`: prints each PID before killing it (killing a container's main program
 # may take this shell with it). Prefix with SCRIPT=<file name>; ...
 PKILL = (
     'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
-    'case "$(tr "\\0" " " < "$d/cmdline" 2>/dev/null)" in *"/app/$SCRIPT"*) '
+    'case "$(tr "\\0" " " 2>/dev/null < "$d/cmdline")" in *"/app/$SCRIPT"*) '
     'echo "$p"; kill -9 "$p";; esac; done'
 )
 

@@ -334,12 +334,12 @@ class DockerApp(DockerScaling, App):
             try:
                 ctr = self._ctr(c.name)
                 res = ctr.exec_run(["sh", "-c", _PS])
-                lines = [ln for ln in res.output.decode("utf-8", "replace").splitlines() if ln.strip()]
-                if res.exit_code != 0 or not lines:
+                # A process may exit while it is listed: parse_ps keeps only whole "pid ppid cmd" lines.
+                procs = _proc.parse_ps(res.output.decode("utf-8", "replace"))
+                if res.exit_code != 0 or not procs:
                     raise docker.errors.APIError("no /proc listing")
-                for ln in sorted(lines, key=lambda x: int(x.split(" ", 1)[0])):
-                    pid, ppid, cmd = (ln.split(" ", 2) + ["", ""])[:3]
-                    rows.append({"container": c.name, "pid": int(pid), "ppid": int(ppid), "command": cmd.strip()})
+                for pid, ppid, cmd in procs:
+                    rows.append({"container": c.name, "pid": pid, "ppid": ppid, "command": cmd})
             except NotFound:
                 rows.append({"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"})
             except docker.errors.APIError:
