@@ -16,7 +16,14 @@ import subprocess
 import tempfile
 import time
 
-from bench_local import _free_port, _median, _wait, through_library  # shared by both benchmarks
+from bench_local import (  # shared by both benchmarks
+    _free_port,
+    _median,
+    _wait,
+    comparison_rows,
+    interleaved,
+    through_library,
+)
 
 import appcoup_lib as ac
 from appcoup_lib import images, lessons
@@ -132,24 +139,11 @@ def run(rows: list[dict], repeat: int = 3) -> None:
     tags = {n: b.tag for n, b in images.build([*images.NAMES, "pause"], progress=False).items()}
     _cli_down()
     for scenario in SCENARIOS:
-        lib: dict[str, list] = {}
-        hand: dict[str, list] = {}
-        # One unmeasured run each first (the engine's first run of a setup is slower), then
-        # alternate which goes first, so both see the same machine.
+        # One unmeasured run each first (the engine's first run of a setup is slower).
         through_library(rt, scenario)
         by_hand(scenario, tags)
-        for i in range(repeat):
-            pair = [("lib", lambda s=scenario: through_library(rt, s)), ("hand", lambda s=scenario: by_hand(s, tags))]
-            for who, measure in (pair if i % 2 == 0 else pair[::-1]):
-                for k, v in measure().items():
-                    (lib if who == "lib" else hand).setdefault(k, []).append(v)
-        for metric in ("first_number", "recovery", "down"):
-            rows.append({"runtime": "docker", "scenario": scenario, "metric": metric, "seconds": _median(lib[metric])})
-            rows.append({"runtime": "docker-cli", "scenario": scenario, "metric": metric,
-                         "seconds": _median(hand[metric])})
-        lf, hf = _median(lib["first_number"]), _median(hand["first_number"])
-        rows.append({"runtime": "docker", "scenario": scenario, "metric": "ratio_first_number",
-                     "seconds": lf / hf if lf and hf else None})
+        lib, hand = interleaved(lambda s=scenario: through_library(rt, s), lambda s=scenario: by_hand(s, tags), repeat)
+        rows += comparison_rows("docker", "docker-cli", scenario, lib, hand)
     init = [through_library(rt, "single-image", "init")["recovery"] for _ in range(repeat)]
     rows.append({"runtime": "docker", "scenario": "single-image", "metric": "recovery_init", "seconds": _median(init)})
     for scenario in ("single-image", "pod"):

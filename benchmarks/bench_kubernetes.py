@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 
-from bench_local import _answers, _free_port, _median, through_library
+from bench_local import _answers, _free_port, _median, comparison_rows, interleaved, through_library
 
 import appcoup_lib as ac
 from appcoup_lib import images, lessons
@@ -131,21 +131,9 @@ def run(rows: list[dict], repeat: int = 3) -> None:
     tags = images.ensure(names, progress=False)
     _k("delete", "namespace", CLI, "--ignore-not-found", "--wait=true", timeout=300)
     for scenario in SCENARIOS:
-        lib: dict[str, list] = {}
-        hand: dict[str, list] = {}
         through_library(rt, scenario)  # unmeasured: loads the images into the cluster if needed
-        for i in range(repeat):
-            pair = [("lib", lambda s=scenario: through_library(rt, s)), ("hand", lambda s=scenario: by_hand(s, tags))]
-            for who, measure in (pair if i % 2 == 0 else pair[::-1]):
-                for k, v in measure().items():
-                    (lib if who == "lib" else hand).setdefault(k, []).append(v)
-        for metric in ("first_number", "recovery", "down"):
-            rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": metric,
-                         "seconds": _median(lib[metric])})
-            rows.append({"runtime": "kubectl", "scenario": scenario, "metric": metric, "seconds": _median(hand[metric])})
-        lf, hf = _median(lib["first_number"]), _median(hand["first_number"])
-        rows.append({"runtime": "kubernetes", "scenario": scenario, "metric": "ratio_first_number",
-                     "seconds": lf / hf if lf and hf else None})
+        lib, hand = interleaved(lambda s=scenario: through_library(rt, s), lambda s=scenario: by_hand(s, tags), repeat)
+        rows += comparison_rows("kubernetes", "kubectl", scenario, lib, hand)
     if os.environ.get("APPCOUP_PEER_KUBECONFIG") or os.environ.get("APPCOUP_PEER_CONTEXT"):
         run_federation(rt, rows, repeat)
     for scenario in ("single-image", "pod"):

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 
 import appcoup_lib as ac
 from appcoup_lib.measure import recovery
@@ -95,6 +96,30 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(vals) if vals and len(vals) == len(values) else None
 
 
+def interleaved(library: Callable[[], dict], by_hand: Callable[[], dict], repeat: int) -> tuple[dict, dict]:
+    """Measure both ways ``repeat`` times, alternating which goes first, so both see the same machine."""
+    lib: dict[str, list] = {}
+    hand: dict[str, list] = {}
+    pair = [(library, lib), (by_hand, hand)]
+    for i in range(repeat):
+        for measure, into in (pair if i % 2 == 0 else pair[::-1]):
+            for k, v in measure().items():
+                into.setdefault(k, []).append(v)
+    return lib, hand
+
+
+def comparison_rows(runtime: str, baseline: str, scenario: str, lib: dict, hand: dict) -> list[dict]:
+    """first_number, recovery and down for the library and the by-hand baseline, and their ratio."""
+    rows = []
+    for metric in ("first_number", "recovery", "down"):
+        rows.append({"runtime": runtime, "scenario": scenario, "metric": metric, "seconds": _median(lib[metric])})
+        rows.append({"runtime": baseline, "scenario": scenario, "metric": metric, "seconds": _median(hand[metric])})
+    lf, hf = _median(lib["first_number"]), _median(hand["first_number"])
+    rows.append({"runtime": runtime, "scenario": scenario, "metric": "ratio_first_number",
+                 "seconds": lf / hf if lf and hf else None})
+    return rows
+
+
 def run(rows: list[dict], repeat: int = 5) -> None:
     rt = ac.runtime("local")
     # One discarded round: the first `up` of a Python session also waits for supervisord's one-off
@@ -109,13 +134,7 @@ def run(rows: list[dict], repeat: int = 5) -> None:
                 lib.setdefault(k, []).append(v)
             for k, v in by_hand().items():
                 hand.setdefault(k, []).append(v)
-        for metric in ("first_number", "recovery", "down"):
-            rows.append({"runtime": "local", "scenario": scenario, "metric": metric,
-                         "seconds": _median(lib[metric])})
-            rows.append({"runtime": "local-cli", "scenario": scenario, "metric": metric,
-                         "seconds": _median(hand[metric])})
-        ratio = _median(lib["first_number"]) / _median(hand["first_number"])
-        rows.append({"runtime": "local", "scenario": scenario, "metric": "ratio_first_number", "seconds": ratio})
+        rows += comparison_rows("local", "local-cli", scenario, lib, hand)
 
 
 def run_course(rows: list[dict]) -> None:
