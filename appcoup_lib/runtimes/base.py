@@ -11,6 +11,7 @@ import getpass
 import hashlib
 import http.client
 import inspect
+import json
 import math
 import os
 import re
@@ -20,6 +21,7 @@ import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ..errors import AppcoupError, InvalidInput, NotFound, NotReady, NotSupported
@@ -191,6 +193,25 @@ class Table(list):
             for r in self
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def record_event(path: Path, container: str, kind: str, detail: str = "") -> None:
+    """Append what appcoup itself did (a kill, an up) to an app's journal, one JSON line an event.
+
+    The runtimes' own records cannot tell a crash appcoup caused from any other, so they keep this beside.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps({"time": time.time(), "container": container, "kind": kind, "detail": detail}) + "\n")
+
+
+def recorded_events(path: Path) -> list[Event]:
+    """The journal :func:`record_event` wrote (nothing if there is none yet)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    return [Event(**json.loads(line)) for line in lines if line.strip()]
 
 
 def parse_numbers(body: str) -> list[int]:

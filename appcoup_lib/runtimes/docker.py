@@ -18,7 +18,6 @@ The ``docker`` SDK is imported only here, inside functions: the local runtime ne
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -58,6 +57,8 @@ from .base import (
     check_name,
     default_name,
     learner,
+    record_event,
+    recorded_events,
     register,
 )
 from .docker_scale import DockerScaling
@@ -392,17 +393,10 @@ class DockerApp(DockerScaling, App):
 
     def _record(self, container: str, kind: str, detail: str = "") -> None:
         """Keep what appcoup itself did (Docker's events cannot tell a crash we caused from another)."""
-        home = _root() / self.name
-        home.mkdir(parents=True, exist_ok=True)
-        with open(home / "events.jsonl", "a") as f:
-            f.write(json.dumps({"time": time.time(), "container": container, "kind": kind, "detail": detail}) + "\n")
+        record_event(_root() / self.name / "events.jsonl", container, kind, detail)
 
     def _recorded(self) -> list[Event]:
-        try:
-            lines = (_root(create=False) / self.name / "events.jsonl").read_text().splitlines()
-        except OSError:
-            return []
-        events = [Event(**json.loads(line)) for line in lines if line.strip()]
+        events = recorded_events(_root(create=False) / self.name / "events.jsonl")
         return [e for e in events if e.time >= self.started - 0.5]  # not a previous app's of that name
 
     def _crash(self, ctr: Any) -> str:

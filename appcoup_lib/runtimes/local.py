@@ -37,6 +37,8 @@ from .base import (
     check_name,
     default_name,
     learner,
+    record_event,
+    recorded_events,
     register,
 )
 from .local_scale import LocalScaling
@@ -396,8 +398,7 @@ class LocalApp(LocalScaling, App):
             os.kill(victim, signal.SIGKILL)
 
     def _record(self, container: str, kind: str, detail: str = "") -> None:
-        with open(self.home / "events.jsonl", "a") as f:
-            f.write(json.dumps({"time": time.time(), "container": container, "kind": kind, "detail": detail}) + "\n")
+        record_event(self.home / "events.jsonl", container, kind, detail)
 
     def _log_events(self) -> list[Event]:
         events: list[Event] = []
@@ -451,13 +452,7 @@ class LocalApp(LocalScaling, App):
         return counts
 
     def events(self) -> list[Event]:
-        own = []
-        try:
-            for line in (self.home / "events.jsonl").read_text().splitlines():
-                own.append(Event(**json.loads(line)))
-        except FileNotFoundError:
-            pass
-        return sorted(own + self._log_events(), key=lambda e: e.time)
+        return sorted(recorded_events(self.home / "events.jsonl") + self._log_events(), key=lambda e: e.time)
 
     def logs(self, container: str) -> str:
         path = self.home / "logs" / f"{container}.log"
