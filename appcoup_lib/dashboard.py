@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AppcoupError
-from .measure import Poller
-from .runtimes.base import App, Event
+from .polling import Poller
+from .runtimes.base import App, Event, register_view
 
 WINDOW = 30.0  # seconds of history on the plot
 MAX_POINTS = 400  # numbers kept for the plot: a rolling window, memory stays flat
@@ -112,7 +112,7 @@ class Dashboard:
     def poll(self) -> bool:
         """Read /data, status and events once; False when the app is gone."""
         with self._lock:
-            if self.app._down:
+            if self.app.is_down:
                 return False
             s = self._poller.sample()
             answered = s.answered
@@ -127,10 +127,10 @@ class Dashboard:
                 status = self.app.status()
                 self.events = _own_events(self.app.events())
             except AppcoupError as e:
-                if self.app._down:
+                if self.app.is_down:
                     return False
                 self.message = f"cannot read the app: {e.what}"
-                return not self.app._down
+                return not self.app.is_down
             self.rows = self._rows(status, answered)
             self.polls += 1
             return True
@@ -235,7 +235,7 @@ class Dashboard:
                 f"{lines}</pre>")
 
     def header_html(self) -> str:
-        if self.app._down or (self._thread is not None and not self._running()):
+        if self.app.is_down or (self._thread is not None and not self._running()):
             state = "stopped"
         else:
             state = "live" if self.live else "snapshot"
@@ -329,7 +329,7 @@ class Dashboard:
             self.message = f"{what}: {e}"
         except Exception as e:  # noqa: BLE001 - a button must never leave a traceback in the panel
             self.message = f"{what} failed: {e!r}"
-        if not self.app._down:
+        if not self.app.is_down:
             self.poll()
         self._render()
 
@@ -342,7 +342,7 @@ class Dashboard:
         for widget, value in values:
             if widget.value != value:  # set only what changed: less traffic, no flicker
                 widget.value = value
-        if self.app._down:
+        if self.app.is_down:
             for b in self._buttons:
                 b.disabled = True
 
@@ -350,7 +350,7 @@ class Dashboard:
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def start(self) -> None:
-        if self._running() or self.app._down:
+        if self._running() or self.app.is_down:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name=f"appcoup-dashboard-{self.app.name}",
@@ -410,3 +410,6 @@ def _stop_all() -> None:
 atexit.register(_stop_all)
 
 __all__ = ["Dashboard", "Row", "dashboard", "headless"]
+
+
+register_view("dashboard", Dashboard)

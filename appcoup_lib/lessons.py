@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import InvalidInput, NotSupported
-from .measure import Poller
+from .polling import Poller
 from .paths import images_dir
 from .scenarios import scenario as get_scenario
 

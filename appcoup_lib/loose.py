@@ -20,48 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import AppcoupError, NotReady, NotSupported
+from .results import Spread
 from .runtimes.base import App, Runtime, Table, parse_numbers
-
-
-@dataclass
-class Spread:
-    """Which replica answered each request, and what each one served."""
-
-    served: dict[str, list[list[int]]] = field(default_factory=dict)  # replica -> bodies, oldest first
-    failed: int = 0
-
-    @property
-    def replicas(self) -> list[str]:
-        return sorted(self.served)
-
-    @property
-    def same_numbers(self) -> bool:
-        """Every body any replica served is the start of the longest one: one shared list of numbers."""
-        bodies = [b for bs in self.served.values() for b in bs]
-        if not bodies:
-            return False
-        longest = max(bodies, key=len)
-        return all(longest[: len(b)] == b for b in bodies)
-
-    def table(self) -> Table:
-        return Table([{"replica": r, "requests": len(bs), "numbers served": len(bs[-1]),
-                       "first three": " ".join(map(str, bs[-1][:3]))} for r, bs in sorted(self.served.items())])
-
-    def plot(self, ax: Any = None, title: str = "") -> Any:
-        """The first numbers each replica served: one line per replica (they overlap when shared)."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3))
-        for i, (r, bs) in enumerate(sorted(self.served.items())):
-            nums = bs[-1][:12]
-            ax.plot(range(1, len(nums) + 1), nums, marker="o", linewidth=3 - i * 0.7, alpha=0.8, label=r)
-        ax.set_xlabel("position in /data")
-        ax.set_ylabel("number")
-        ax.set_title(title or ("every replica serves the same numbers" if self.same_numbers
-                               else "each replica serves its own numbers"))
-        ax.legend(fontsize=8)
-        return ax
 
 
 def spread(app: App, requests: int = 30, *, timeout: float = 2.0) -> Spread:

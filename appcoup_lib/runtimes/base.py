@@ -18,6 +18,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,16 +26,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ..errors import AppcoupError, InvalidInput, NotFound, NotReady, NotSupported
+from ..labels import APP_LABEL, LABEL, LABEL_VALUE, LEARNER_LABEL, NAME_MAX, PREFIX
 from ..progress import Progress
+from ..results import Event, Table, parse_numbers
 from ..scenarios import Scenario
 from ..scenarios import scenario as get_scenario
 
-LABEL = "app.kubernetes.io/part-of"
-LABEL_VALUE = "appcoup"
-PREFIX = "appcoup-"
-LEARNER_LABEL = "appcoup.learner"  # who started it: a learner's `clean` removes only their own things
-APP_LABEL = "appcoup.app"
-NAME_MAX = 40  # room for "-<container>" / "-<unit>-pause" suffixes within Docker's and Kubernetes' limits
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # Optional abilities an App may have beyond the common interface. Lessons check ``app.can(...)``,
@@ -151,50 +148,6 @@ class Availability:
         return f"{mark}{self.runtime:<11} {self.detail}" + (f"\n{'':15}fix: {self.fix}" if self.fix else "")
 
 
-@dataclass(frozen=True)
-class Event:
-    """One line of an app's timeline: what the runtime did, and when (epoch seconds)."""
-
-    time: float
-    container: str
-    kind: str  # started | exited | restarted | killed | probe-failed | stopped ...
-    detail: str = ""
-
-    def __str__(self) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(self.time)) + f".{int(self.time * 1000) % 1000:03d}"
-        return f"{stamp}  {self.container:<10} {self.kind:<12} {self.detail}"
-
-
-class Table(list):
-    """A list of dict rows that prints as an aligned table (and as HTML in a notebook)."""
-
-    def __init__(self, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
-        super().__init__(rows)
-        self.columns = columns or (list(rows[0]) if rows else [])
-
-    def __str__(self) -> str:
-        if not self:
-            return "(nothing)"
-        cells = [[str(r.get(c, "")) for c in self.columns] for r in self]
-        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(self.columns)]
-        line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()
-        return "\n".join([line(self.columns), *(line(r) for r in cells)])
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'><code>{html.escape(str(r.get(c, '')))}</code></td>"
-                             for c in self.columns) + "</tr>"
-            for r in self
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def record_event(path: Path, container: str, kind: str, detail: str = "") -> None:
     """Append what appcoup itself did (a kill, an up) to an app's journal, one JSON line an event.
 
@@ -212,16 +165,6 @@ def recorded_events(path: Path) -> list[Event]:
     except OSError:
         return []
     return [Event(**json.loads(line)) for line in lines if line.strip()]
-
-
-def parse_numbers(body: str) -> list[int]:
-    """The numbers in a /data body, one a line (a half-written last line is skipped)."""
-    out = []
-    for line in body.splitlines():
-        line = line.strip()
-        if line.isdigit():
-            out.append(int(line))
-    return out
 
 
 class App(ABC):
@@ -381,9 +324,12 @@ class App(ABC):
         Make it the last line of a cell. Headless (papermill) it is a static snapshot.
         See :mod:`appcoup_lib.dashboard`.
         """
-        from ..dashboard import Dashboard
+        return view("dashboard")(self, period=period, live=live)
 
-        return Dashboard(self, period=period, live=live)
+    @property
+    def is_down(self) -> bool:
+        """Whether :meth:`down` has stopped this app (then nothing of it runs any more)."""
+        return self._down
 
     def down(self) -> None:
         """Stop everything this app started and remove its state (safe to call twice)."""
@@ -405,6 +351,24 @@ class App(ABC):
         self.down()
 
 
+# Views of an app drawn by the layer above the runtimes (the dashboard, the diagram), registered
+# by name when that layer is imported (``import appcoup_lib`` does): the runtimes never import it.
+_VIEWS: dict[str, Callable[..., Any]] = {}
+
+
+def register_view(name: str, factory: Callable[..., Any]) -> None:
+    """Make ``app.<name>()`` build ``factory(app, **options)`` (the dashboard registers itself so)."""
+    _VIEWS[name] = factory
+
+
+def view(name: str) -> Callable[..., Any]:
+    try:
+        return _VIEWS[name]
+    except KeyError:
+        raise NotSupported(f"No {name} view is loaded.", why="the views live in the top of the library",
+                           fix="import appcoup_lib (as a notebook does) before asking an app for it") from None
+
+
 class Runtime(ABC):
     """Where a scenario runs. Subclasses register themselves under ``name``."""
 
@@ -415,7 +379,7 @@ class Runtime(ABC):
 
     def __init__(self) -> None:
         self._apps: list[App] = []
-        atexit.register(self._down_all)
+        _LIVE.add(self)  # one atexit hook for all of them (weakly held: a dropped runtime is collected)
 
     # -- hooks ---------------------------------------------------------------------------------
     @classmethod
@@ -517,6 +481,14 @@ def _replace_own(runtime: str, name: str) -> None:
 
 
 _REGISTRY: dict[str, type[Runtime]] = {}
+_LIVE: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+@atexit.register
+def _down_everything() -> None:
+    """At interpreter exit: stop every app a runtime of this process started (not the detached ones)."""
+    for rt in list(_LIVE):
+        rt._down_all()
 
 
 def register(cls: type[Runtime]) -> type[Runtime]:

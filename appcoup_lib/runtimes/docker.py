@@ -42,7 +42,7 @@ from ..errors import AlreadyUp, AppcoupError, NotFound, PortInUse, RuntimeUnavai
 from ..paths import state_dir
 from ..scenarios import Container, Scenario, Unit
 from ..scenarios import scenario as get_scenario
-from . import _proc
+from . import procs
 from .base import (
     LABEL,
     LABEL_VALUE,
@@ -233,7 +233,7 @@ def _free_port(client: Any) -> int:
 
 
 # `ps` and `pkill -9 -f` for images without them (shared with the kubernetes runtime).
-_PS, _PKILL = _proc.PS, _proc.PKILL
+_PS, _PKILL = procs.PS, procs.PKILL
 
 
 # -- the app -------------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ class DockerApp(DockerScaling, App):
                 ctr = self._ctr(c.name)
                 res = ctr.exec_run(["sh", "-c", _PS])
                 # A process may exit while it is listed: parse_ps keeps only whole "pid ppid cmd" lines.
-                procs = _proc.parse_ps(res.output.decode("utf-8", "replace"))
+                procs = procs.parse_ps(res.output.decode("utf-8", "replace"))
                 if res.exit_code != 0 or not procs:
                     raise docker.errors.APIError("no /proc listing")
                 for pid, ppid, cmd in procs:

@@ -42,7 +42,7 @@ class _Traffic:
     through = "the app's URL"
 
     def __init__(self, app: Any, period: float) -> None:
-        from ..measure import Poller
+        from ..polling import Poller
 
         self.poll = Poller(app, every=period)
 

@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import AppcoupError, NotFound, NotReady, NotSupported
 from ...progress import Progress
 from ...scenarios import Scenario
-from .. import _proc
+from .. import procs
 from ..base import App, Event, Runtime, Table
 from .client import Connection, api_error, call
 from .namespaces import delete_namespace, wait_gone
@@ -232,9 +232,9 @@ class KubernetesApp(KubernetesScaling, App):
                 rows += [{"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"}
                          for c in unit.containers]
                 continue
-            _, out, _ = self._exec(part, pod["metadata"]["name"], running[0], ["sh", "-c", _proc.PS])
-            procs = _proc.parse_ps(out)
-            owner = _proc.owners(procs, unit.containers)
+            _, out, _ = self._exec(part, pod["metadata"]["name"], running[0], ["sh", "-c", procs.PS])
+            procs = procs.parse_ps(out)
+            owner = procs.owners(procs, unit.containers)
             for c in unit.containers:
                 mine = [p for p in procs if owner.get(p[0]) == c.name]
                 if not mine:
@@ -253,11 +253,11 @@ class KubernetesApp(KubernetesScaling, App):
                     "PID 1 has no handler for when they come from inside that namespace (only the node could)",
                 fix=f"kill one of its programs instead: app.kill({c.programs[0]!r})")
         pod = self.pod_of(unit.name)
-        target = program if program in _proc.SCRIPTS else container
+        target = program if program in procs.SCRIPTS else container
         # From a sibling container when the pod shares one process namespace: killing a container's main
         # program ends every process in that container, the exec'd shell included.
         via = next((s.name for s in unit.containers if s.name != container), container)
-        code, out, err = self._exec(part, pod, via, ["sh", "-c", _proc.pkill(target)])
+        code, out, err = self._exec(part, pod, via, ["sh", "-c", procs.pkill(target)])
         pids = out.split() or (["?"] if code and via == container else [])  # the shell went down with it
         if not pids:
             raise NotFound(f"No {program} process runs inside container {container!r} now.",

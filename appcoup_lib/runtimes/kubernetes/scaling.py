@@ -221,7 +221,7 @@ class KubernetesScaling(Scaling):
     # -- seeing the copies -----------------------------------------------------------------------------
     def _spread(self, requests: int) -> Any:
         """Requests from inside the cluster: through the Service of the unit serving /data, or each pod."""
-        from ...loose import Spread
+        from ...results import Spread
 
         unit = self._entry_unit()
         svc = self._service(unit)
