@@ -16,8 +16,8 @@
 # %% [markdown]
 # # 00 · Setting up: two programs, and where they can run
 #
-# **Goal:** check what can run here, pick a runtime, meet the two programs and watch them work together.  
-# **Time:** about 10 minutes.
+# **Goal:** learn the six words the course uses, check what can run here, pick a runtime, meet the two programs and watch them work together.  
+# **Time:** about 15 minutes.
 #
 # This course is about **coupling**: how tightly the programs of one application are tied
 # together when they run in containers, and what each choice costs. We use one small application
@@ -25,11 +25,31 @@
 #
 # * **generator** appends a random number (0 to 32767) to a file called `data`, every
 #   `interval` seconds;
-# * **echo** serves the directory that file is in over HTTP, so `GET /data` returns the numbers,
-#   one per line.
+# * **echo** serves that one file over HTTP at `/data` (and a health check at `/healthz`;
+#   nothing else of its directory: no listing, no other file), so `GET /data` returns the
+#   numbers, one per line.
 #
 # The two only work *together*: echo needs the file the generator writes, and someone needs to
 # reach echo's port. Every notebook couples them a different way and **measures** what that means.
+
+# %% [markdown]
+# ## A five-minute primer: six words
+#
+# Nothing is started yet. These are the words every later notebook uses, in plain terms, and
+# what each one is for our two programs.
+#
+# | word | in one sentence | for generator and echo |
+# |---|---|---|
+# | **image** | a packaged, read-only file tree holding a program and everything it needs, plus the command that starts it. | `images/generator/` and `images/echo/` each build one; notebook 02 also builds one image holding both. |
+# | **container** | a program started from an image, which the kernel fences off (its own view of processes, network and files) but which is still an ordinary process of the host's kernel. | one container per program, or one container for both (notebook 02). |
+# | **pod** | Kubernetes' smallest unit: one or more containers always placed on the same machine, sharing one network (one `localhost`) and, if asked, volumes. | notebook 03 puts generator and echo into one pod. |
+# | **volume** | a directory mounted into a container from outside it, so that data can be shared between containers or outlive one. | the place where the generator writes `data` and echo reads it (notebooks 01, 03, 05). |
+# | **Service** | a stable name and address in Kubernetes that forwards network traffic to whichever pods currently carry the labels it selects. | how echo finds the generator's side by name once they no longer share a file (notebook 04). |
+# | **cluster** | a group of machines (nodes) that Kubernetes runs as one: you declare what should run, and it places pods, restarts containers and replaces pods to keep it so. | notebook 06 puts generator and echo into two different clusters. |
+#
+# So the course's question, in these words: do generator and echo share a **container**, a
+# **pod**, a **volume**, only a **Service** name, or not even a **cluster**, and what does each
+# choice cost when one of them crashes, is upgraded or is scaled?
 #
 # Everything runs for real on a *runtime*:
 #
@@ -38,6 +58,12 @@
 # | `local` | a plain process, supervised by supervisord | nothing but Python (works on Binder) |
 # | `docker` | a Docker container | a running Docker engine |
 # | `kubernetes` | a container in a pod | a cluster (kind, minikube, k3d, Docker Desktop, OpenShift ...) |
+#
+# > **What you see on local / docker / kubernetes.** On `local` there is no image and no
+# > isolation: each "container" is a process started from the files in `images/`, so a local
+# > "pod" shares nothing but a directory and the host's `localhost`. On `docker` the images are
+# > built and the containers are real. On `kubernetes` the pods, volumes and Services are real
+# > objects of your cluster, which you can inspect with `kubectl`.
 #
 # The cell below holds the notebook's **parameters**. `runtime="auto"` picks the richest runtime
 # that works on this machine; set it to `"local"`, `"docker"` or `"kubernetes"` to choose.
@@ -79,9 +105,11 @@ print(f"runtime: {rt.name}  ({rt.description})")
 print((images_dir() / "generator" / "generator.sh").read_text())
 
 # %% [markdown]
-# Notice two details that matter later: it **traps SIGTERM** (a program that is PID 1 in a
-# container gets no default signal handling) and it sleeps in the background so a signal does not
-# have to wait for the sleep to end.
+# Notice two details that matter later: it **traps SIGTERM** (a container's main program is
+# PID 1 of its own PID namespace, and the kernel does not deliver to PID 1 a signal it has no
+# handler for, SIGKILL from outside excepted, so without the trap `docker stop` or a pod's
+# deletion would have to wait for the kill at the end of the grace period; notebook 02 measures
+# it) and it sleeps in the background so a signal does not have to wait for the sleep to end.
 #
 # ## The map of the course
 #
@@ -159,7 +187,9 @@ ac.running()
 # with its state, readiness and restarts, buttons to crash a program, and the runtime's timeline.
 #
 # Things to try: press **kill echo** and watch the red band (no answer) and echo's restart
-# count; press **kill generator** and watch the numbers stop and start again. The panel updates
+# count; press **kill generator** and watch the numbers stop and start again. (Kill the same
+# program several times in a row on `kubernetes` and the red bands grow: the kubelet waits
+# longer before each new restart, notebook 03 says how long.) The panel updates
 # by itself while no cell is running, so there is nothing to re-run. Press **down** when you are
 # done (closing the notebook's kernel stops it too). Notebook 01 starts where this one ends.
 

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 01 · Two separate runs
 #
-# **Goal:** couple two programs by a shared directory and a published port, break it, and see that nothing repairs it.  
+# **Goal:** couple two programs by a shared directory and a published port, break it, and see that without a restart policy nothing repairs it.  
 # **Time:** about 15 minutes.
 #
 # The loosest way to start two programs is to start them **one by one** and let them find each
@@ -34,8 +34,30 @@
 # 1. a **host directory** mounted into both (the generator writes `data` there, echo reads it);
 # 2. a **published port** (`-p 8000:8000`), so the host can reach echo.
 #
-# Nothing else ties them together: no shared lifecycle, no restart, no health check. In this
-# notebook we run exactly that and then break it on purpose.
+# Nothing else ties them together: no shared lifecycle, and, as written, no restart and no health
+# check. In this notebook we run exactly that and then break it on purpose.
+#
+# ### What `docker run` could add, and what it would still not do
+#
+# Each `docker run` can carry a **restart policy**, `--restart no|on-failure[:N]|always|unless-stopped`
+# (the default is `no`): when the container's main process *exits*, the Docker engine starts it
+# again (`on-failure` only after a non-zero exit code, at most `N` times; `unless-stopped` not after
+# you stopped it yourself), each time after a delay that doubles from 100 ms. An image can also
+# carry a **`HEALTHCHECK`**: a command Docker runs inside the container every few seconds. Its
+# only effect is the container's *health status* (`starting`, `healthy`, `unhealthy`, shown by
+# `docker ps` and `docker inspect`): an unhealthy container is **not** restarted by the engine,
+# because a restart policy reacts to an exit, not to health.
+#
+# Neither ties the two runs together: a restart policy restarts one container on its own exit,
+# and knows nothing about the other one or about the directory they share.
+#
+# > **What you see on local / docker / kubernetes.** The runs of this notebook have **no restart
+# > policy** (on `local`, supervisord is told not to restart them either), so a killed program
+# > stays dead. On `kubernetes` this scenario does not exist (below); a pod's containers restart by
+# > the pod's `restartPolicy` (default `Always`), and Kubernetes does not use an image's
+# > `HEALTHCHECK` at all (a Docker image-format extension, not part of the OCI image spec): the
+# > kubelet runs only the probes written in the pod spec (`livenessProbe`, `readinessProbe`,
+# > `startupProbe`), which notebooks 02 and 03 use.
 
 # %% tags=["parameters"]
 runtime = "auto"   # "auto", "local", "docker" or "kubernetes" (n/a here: we fall back to local)
@@ -95,8 +117,10 @@ except ac.AppcoupError as e:
 # A real crash has no warning and no clean-up: we send `SIGKILL`. Watch `/data` for a while before
 # and after.
 #
-# **What to look at:** the red area starts at the kill and never ends. Nobody restarts echo: the
-# two runs were never told they belong together, and nothing watches them.
+# **What to look at:** the red area starts at the kill and never ends. Nobody restarts echo: these
+# runs were started without a restart policy, the two were never told they belong together, and
+# nothing watches them. (With `--restart always` Docker would start echo again, after its
+# back-off delay; it would still not know that echo needs the generator's directory.)
 
 # %%
 if not app.status()["echo"]["running"]:
@@ -108,8 +132,8 @@ else:
     print(f"seconds without data: {timeline.seconds_without_data:.1f} of {duration:g}")
 
 # %% [markdown]
-# The status and the runtime's own timeline agree: echo exited, and no restart followed. The
-# generator, meanwhile, keeps writing numbers nobody can read.
+# The status and the runtime's own timeline agree: echo exited, and no restart followed (none was
+# asked for). The generator, meanwhile, keeps writing numbers nobody can read.
 
 # %%
 for name, st in app.status().items():
@@ -131,8 +155,10 @@ ac.running()
 # ## Why this matters
 #
 # Separate runs are easy to start and easy to understand, but the coupling is **implicit**: the
-# directory and the port are conventions only you know about. Nobody restarts a crashed part, and
-# nothing guarantees both programs even run on the same machine.
+# directory and the port are conventions only you know about. Without a restart policy nobody
+# restarts a crashed part; with one, each part is restarted alone, and nothing checks that the
+# other part, or the shared directory, is still there. And nothing records that both must run on
+# the same machine: start echo on another host and it answers `no data yet`, without an error.
 #
 # ## Try it: kill the generator instead
 #
@@ -173,7 +199,7 @@ result
 # cell runs.
 #
 # Press **kill echo**: the plot stops, the band turns red and stays red, and the restart count
-# never moves. Press **kill generator** on a fresh start (run the cell again): the plot goes flat.
+# never moves (these runs have no restart policy). Press **kill generator** on a fresh start (run the cell again): the plot goes flat.
 # Nothing here repairs anything; that is what the next notebooks are about. Press **down** when
 # you are done.
 

@@ -82,7 +82,20 @@ print("/data answers:", app.answers())
 
 # %% [markdown]
 # The supervisor is still there, waiting on the generator; echo is gone from the process tree.
-# A runtime can only restart what it can see fail, and all it sees is one healthy container.
+# A runtime can only restart what it can see fail, and all it sees is one container whose main
+# process is alive.
+#
+# **The `health` field** in the status above (on `docker`) is Docker's health status, set by the
+# image's `HEALTHCHECK`. In `images/combined/Dockerfile` that check is `kill -0 1`: it asks only
+# whether PID 1, the supervisor, still exists. So it says `healthy` while `/data` is dead: a
+# health check is only as good as what it checks. Even an `unhealthy` status would restart
+# nothing: Docker only reports it.
+#
+# > **What you see on local / docker / kubernetes.** On `docker`, `health` is the `HEALTHCHECK`'s
+# > verdict. On `kubernetes` there is no `health`: Kubernetes does not use an image's
+# > `HEALTHCHECK` (a Docker image-format extension, not part of the OCI image spec), the kubelet
+# > runs only the probes in the pod spec; `ready` is the readiness probe's verdict, and this pod
+# > has no probe at all (next cell). On `local` nothing checks health at all.
 
 # %%
 app.processes()
@@ -103,9 +116,24 @@ if rt.name == "kubernetes":
 # %% [markdown]
 # ## A better supervisor, and what it still cannot do
 #
-# `app-init.sh` behaves more like an init process: it **forwards** SIGTERM to both programs,
-# **reaps** whatever exits, and when either program dies it stops the other and exits with an
-# error, so the runtime sees the failure and restarts the container.
+# The naive `app.sh` is one end of a range. Real images use one of these instead:
+#
+# * a minimal **init**: [`tini`](https://github.com/krallin/tini), or `docker run --init`, which
+#   puts Docker's bundled `tini` in front of your command as PID 1. It forwards signals to its
+#   child and reaps zombies (exited children nobody waited for); it restarts nothing, and when
+#   its child exits, it exits too.
+# * a **restarting supervisor**: `supervisord`, or `s6` (in containers usually as `s6-overlay`).
+#   It starts several programs, restarts each one when it dies, and forwards signals on a stop.
+#
+# `app-init.sh` is a small init of the first kind, written for this course: it **forwards**
+# SIGTERM to both programs, **reaps** whatever exits, and when either program dies it stops the
+# other and exits with an error, so the runtime sees the failure and restarts the container.
+#
+# With any supervisor, the programs stay invisible to the orchestrator, which sees one container.
+# It cannot **see** which program failed, **probe** each one (one liveness probe per container),
+# **restart** one alone (unless the supervisor does it, unseen, with nothing in the runtime's
+# restart count or events), **log** them apart (one output stream, both programs mixed), or
+# **upgrade** one without shipping and restarting the other. That is what notebook 03 gets back.
 
 # %%
 print((images_dir() / "combined" / "app-init.sh").read_text())
@@ -130,10 +158,13 @@ for e in events:
 # %% [markdown]
 # ## Disadvantage: signals, and the time a stop takes
 #
-# When Docker or Kubernetes stops a container, it sends SIGTERM to PID 1 and waits a grace period
-# (10 s with `docker stop`) before killing it. A shell running as PID 1 **ignores** SIGTERM unless
-# it handles it, and the naive `app.sh` does not: every stop waits out the whole grace period, and
-# the programs never get a chance to shut down cleanly. This needs real containers (as local
+# When Docker or Kubernetes stops a container, it sends SIGTERM to the container's main process,
+# PID 1 of its PID namespace, and waits a grace period (10 s by default with `docker stop`) before
+# sending SIGKILL. The kernel delivers a signal to a namespace's PID 1 only if PID 1 has installed
+# a handler for it; only SIGKILL and SIGSTOP sent from outside the namespace get through
+# regardless (`man 7 pid_namespaces`). The naive `app.sh` installs no handler: SIGTERM is dropped,
+# every stop waits out the whole grace period, and the programs never get a chance to shut down
+# cleanly. This needs real containers (as local
 # processes nothing is PID 1), so we measure it on Docker, or on Kubernetes, where the kubelet
 # does the same when a pod is deleted (its grace period is `terminationGracePeriodSeconds`).
 # Without either here, you see the figures `make bench` measured on a machine that had one.
@@ -181,8 +212,9 @@ else:
 # ## Why this matters
 #
 # One image keeps things simple, but it hides the programs from the runtime: failures inside go
-# unnoticed (or restart everything), stops are slow unless you write a careful supervisor, and
-# every change ships the whole application again.
+# unnoticed (or restart everything, or are restarted by a supervisor the runtime cannot see),
+# stops are slow unless PID 1 handles signals (`tini`, `--init`, or a careful script), and every
+# change ships the whole application again.
 #
 # ## Try it: kill the generator behind the forwarding supervisor
 #
@@ -220,7 +252,9 @@ result
 #
 # The naive single image again, now with its **dashboard**. Press **kill echo** and compare the
 # two views: the plot goes red (nothing answers) while the table keeps saying the container is
-# *running*, with zero restarts; only "ready" (does `/data` answer?) tells the truth. Press
+# *running*, with zero restarts; only "ready" (does `/data` answer?) tells the truth.
+# (With the forwarding supervisor on `kubernetes`, kill echo several times in a row and the
+# container's restarts slow down: the CrashLoopBackOff of notebook 03.) Press
 # **kill generator** on a fresh start and watch the numbers freeze. To see the forwarding
 # supervisor instead, add `supervisor="init"` to `rt.up(...)` and run the cell again. Press
 # **down** when you are done.

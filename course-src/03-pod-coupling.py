@@ -26,7 +26,7 @@
 # | | in a pod |
 # |---|---|
 # | generator | its own image, writes `/tmp/out/data` |
-# | echo | its own image, serves `/tmp/in` on port 8000 |
+# | echo | its own image, serves the file `/tmp/in/data` at `/data` on port 8000 |
 # | shared | a scratch volume (`emptyDir`) mounted at `/tmp/out` and `/tmp/in`; one `localhost` |
 #
 # On `kubernetes` this is a real pod. On `docker` it is what a pod is under the hood: a tiny
@@ -69,9 +69,9 @@ app.status()
 #
 # Same crash as in notebook 02: `SIGKILL` to echo.
 #
-# **What to look at:** a short red gap, then the numbers continue, and **more** of them than
-# before the crash: the generator never stopped writing, so nothing was lost while echo was away.
-# Only echo's restart count goes up.
+# **What to look at:** a red gap, then the numbers continue, and **more** of them than before the
+# crash: the generator never stopped writing, so nothing was lost while echo was away. Only
+# echo's restart count goes up. How long the gap is depends on the runtime (measured below).
 
 # %%
 timeline = ac.watch(app, duration, actions={duration / 4: ("kill echo", lambda: app.kill("echo"))})
@@ -91,14 +91,40 @@ for event in app.events():
     print(event)
 
 # %% [markdown]
-# **On Kubernetes, how does `kill` reach echo?** Nothing here logs into the node. Inside its own
-# container, echo would be PID 1, and the kernel ignores signals sent to PID 1 from inside its
-# namespace. So the course's pods set `shareProcessNamespace: true` (see `manifests/pod/pod.yaml`):
-# the pod's tiny *pause* process is PID 1, the programs are ordinary processes, and `app.kill`
-# runs `kill -9` through `kubectl exec`-style exec. What it changes: each container sees the
-# others' processes (`app.processes()` sorts them by the program each container starts), and a
-# program's SIGTERM handling no longer depends on being PID 1. `single-image` keeps its own PID
+# **On Kubernetes, how does `kill` reach echo?** Nothing here logs into the node, so the kill is
+# sent from inside the pod (`kubectl exec`). In its own container echo would be PID 1 of the
+# container's PID namespace, and the kernel delivers to a namespace's PID 1 only the signals it
+# has installed a handler for, when they are sent from inside that namespace. SIGKILL and SIGSTOP
+# can have no handler, so from inside they never arrive; only from an ancestor namespace (the
+# node, where the container runtime runs) are they forcibly delivered (`man 7 pid_namespaces`).
+#
+# So the course's pods set `shareProcessNamespace: true` (see `manifests/pod/pod.yaml`): all
+# containers of the pod share one PID namespace whose PID 1 is the pod's *pause* (sandbox)
+# process, the programs are ordinary processes in it, and `app.kill` runs `kill -9` through
+# `kubectl exec`-style exec. What else it changes:
+#
+# * each container sees the others' processes (`app.processes()` sorts them by the program each
+#   container starts), with everything `/proc` shows about them, such as their command lines and
+#   environment variables, and may signal them where the usual permission checks allow (here
+#   every container runs as the same user);
+# * each container can read the others' file systems through `/proc/<pid>/root`, guarded only by
+#   ordinary file permissions;
+# * no program is PID 1 any more, so its signal handling no longer depends on being PID 1.
+#
+# That loss of isolation between the containers is why it is not the default (Kubernetes docs,
+# "Share Process Namespace between Containers in a Pod"). `single-image` keeps its own PID
 # namespace on purpose: its supervisor *is* PID 1, which is the lesson of notebook 02.
+#
+# > **What you see on local / docker / kubernetes when you kill echo again and again.** On
+# > `local`, supervisord starts echo again at once after each kill (its back-off applies only to
+# > a program that dies within a second of starting). On `docker`, the restart policy `always`
+# > waits a delay that doubles from 100 ms on each restart (reset once the container has run for
+# > a while). On `kubernetes`, the kubelet restarts a container that keeps crashing with an
+# > exponential back-off: 10 s, 20 s, 40 s, ... capped at 5 minutes, and reset once the container
+# > has run for 10 minutes without trouble (the Pod lifecycle page of the Kubernetes docs; a
+# > kubelet can be configured otherwise); while it waits, the container shows `CrashLoopBackOff`.
+# > So on a cluster a kill after a quiet while is repaired quickly (the crash table below measures it),
+# > but kill echo four times in a row and the later red bands last tens of seconds.
 
 # %%
 app.down()
@@ -111,9 +137,9 @@ app.down()
 # and how many numbers were served before and after. (In the single image we use the forwarding
 # supervisor, `app-init.sh`: with the naive one echo never comes back at all.)
 #
-# **What to look at:** the *programs restarted* column. On a fast machine both are back within a
-# fraction of a second, but the single image restarted the generator too: everything in the
-# container starts over for a crash of one program.
+# **What to look at:** the *programs restarted* column. The single image restarted the generator
+# too: everything in the container starts over for a crash of one program. How fast each one is
+# back depends on the runtime (the next cell).
 
 # %%
 couplings = {"pod": ("pod", "naive"), "single image (init)": ("single-image", "init")}
@@ -127,9 +153,11 @@ crashes.table(results)
 
 # %% [markdown]
 # How long the dark gap lasts depends on the runtime: as plain processes a restart is almost
-# instant, while Docker has to notice the exit and restart a container. These are the times
-# until `/data` answers again after killing echo, on Docker (measured here when this notebook
-# runs on Docker, otherwise the figures `make bench` recorded, with its date and machine).
+# instant; Docker has to notice the exit and start the container again; on Kubernetes the kubelet
+# notices the exit, starts the container again, and the port-forward reaches echo once it
+# listens (and, between kills, the back-off above grows). These are the times until `/data`
+# answers again after killing echo, on Docker (measured here when this notebook runs on Docker,
+# otherwise the figures `make bench` recorded, with its date and machine).
 
 # %%
 if rt.name == "docker":
@@ -161,6 +189,12 @@ print({k: round(v, 2) for k, v in dark.items()})
 #
 # With one image per program, a change to echo rebuilds only echo's image and replaces only the
 # echo container; the generator keeps running. Compare with the single image in notebook 02.
+#
+# > **What you see on local / docker / kubernetes.** On `local` and `docker` the echo process or
+# > container is replaced alone. On `kubernetes` the `pod` scenario is a **bare Pod** (as in the
+# > article), and a Pod's container image is one of the few fields that may be changed in place:
+# > the kubelet restarts only that container, in the same pod, with the same `emptyDir`. That is
+# > what is measured here.
 
 # %%
 if "replace" in rt.app_abilities:  # Docker replaces the container; Kubernetes changes a pod's image in place
@@ -177,9 +211,16 @@ else:
 # %% [markdown]
 # ## What a pod still does not give you
 #
-# The two containers are still **deployed together**: a new version of either one means a new
-# pod, and both containers start again. They also scale together, and they must fit on one node.
-# Notebooks 04 and 05 loosen the coupling further, with a Service and with a persistent volume.
+# The two containers are still **deployed together**. In the bare Pod above a new image for echo
+# could be patched in place, but that is not how pods run at work: they are run by a
+# **Deployment**, and any change to a Deployment's pod template (a new image for either program,
+# a new variable, a new probe) makes a **new pod** and deletes the old one. Both containers start
+# again, and the pod's `emptyDir` is a new, empty one: every number written so far is lost. That
+# is the article's point about redeploying the pod: a new version of one program means pulling
+# and starting both images again and rebuilding whatever state the pod held. (On `local` and
+# `docker` this course replaces one container alone, like the bare Pod.) The two containers also
+# scale together, and must fit on one node. Notebooks 04 and 05 loosen the coupling further,
+# with a Service and with a persistent volume.
 #
 # ## Try it: kill the generator in a pod
 #
@@ -213,9 +254,10 @@ solution(check_pod_generator_killed, restarts=restarts_seen)
 # %% [markdown]
 # ## Play with it
 #
-# The pod with its **dashboard**. Press **kill echo** a few times: each time a short red band,
-# echo's restart count goes up by one, and the numbers carry on where they were (none lost:
-# the generator kept writing into the shared volume). Press **kill generator**: only the
+# The pod with its **dashboard**. Press **kill echo** a few times: each time a red band, echo's
+# restart count goes up by one, and the numbers carry on where they were (none lost: the
+# generator kept writing into the shared volume). On `local` and `docker` each band stays short;
+# on `kubernetes` they grow with every kill in a row (CrashLoopBackOff: 10 s, 20 s, 40 s ...). Press **kill generator**: only the
 # generator restarts, and echo never notices. Where the runtime can, **scale** and **upgrade**
 # are enabled too; otherwise hover over them to read why not. Press **down** when you are done.
 

@@ -52,8 +52,9 @@ print(f"runtime: {rt.name}")
 # ## Start it, and find the adapter by name
 #
 # **What to look at:** two units, three containers. Then the name `adapter` resolved from
-# echo's side: by Docker's DNS server (its address is in echo's `/etc/resolv.conf`), or by the
-# local runtime's name mapping.
+# echo's side: by the cluster's DNS on `kubernetes` or Docker's embedded DNS server on `docker`
+# (in both, the server's address is in echo's `/etc/resolv.conf`), or by the local runtime's
+# name mapping.
 
 # %%
 app = rt.up("service", interval=interval, port=0)
@@ -69,11 +70,32 @@ except ac.AppcoupError as e:
 # %% [markdown]
 # ## Independent upgrade
 #
-# We change one line of echo, make the new version (on `docker` that is a real image build) and
-# roll it out to echo's unit only, while `/data` is requested every 20 ms.
+# We change one line of echo, make the new version (on `docker` and `kubernetes` that is a real
+# image build) and roll it out to echo's unit only, while `/data` is requested every 20 ms.
 #
-# **What to look at:** `failed_requests`: with one copy of echo there is a moment with no echo at
-# all (the old one stopped, the new one not yet listening). And `generator_restarts`: 0. The
+# There are two ways to replace a running copy, and Kubernetes names them as the two strategies
+# of a Deployment (`spec.strategy.type`):
+#
+# * **Recreate**: stop the old copy, then start the new one. In between nothing answers.
+# * **RollingUpdate** (a Deployment's default): start new copies before the old ones go, within
+#   two limits: `maxSurge`, how many copies may run *above* the wanted number, and
+#   `maxUnavailable`, how many may be *missing* (both default to 25 %, `maxSurge` rounded up and
+#   `maxUnavailable` rounded down). With one replica that is a surge of 1 and 0 unavailable: the
+#   new pod starts, and only when its readiness probe passes does the old one leave the Service.
+#
+# `strategy` says which one ran here.
+#
+# > **What you see on local / docker / kubernetes.** On `local` and `docker`, one copy with nothing
+# > in front of it is stopped and started again (`docker rm`, then `docker run`): a Recreate, so
+# > the requests sent while no echo listens fail. On `kubernetes`, echo is a one-replica Deployment with the default
+# > RollingUpdate, a readiness probe and a short `preStop` pause (`manifests/service/echo.yaml`),
+# > so there is always a ready copy and the upgrade can fail no request at all. Where the requests
+# > come from differs too: on `local` and `docker` they go to the app's URL; on `kubernetes` they
+# > are sent from inside the cluster (from the adapter's container) to the Service `echo`
+# > (`alone["requests_through"]` says so), because the app's URL there is a port-forward to one
+# > pod, which no rollout can keep.
+#
+# **What to look at:** `failed_requests` and `strategy`. And `generator_restarts`: 0. The
 # generator and the adapter are in `untouched`: their process (or container) is the same one.
 
 # %%
@@ -84,15 +106,17 @@ alone = app.rollout("echo")
 # %% [markdown]
 # ## Independent scaling
 #
-# Three copies of echo. The learner's URL now reaches a **front**, which spreads requests over
-# the copies, as a Service does:
+# Three copies of echo, and something in front of them that spreads requests over the copies,
+# as a Service does:
 #
-# * on `local`, the front is one more small process under the app's supervisord
-#   (`images/front/front.py`), with the list of copies in a file;
+# * on `local`, the learner's URL now reaches a **front**, one more small process under the
+#   app's supervisord (`images/front/front.py`), with the list of copies in a file;
 # * on `docker`, every copy joins the network under the alias `echo`, Docker's DNS answers `echo`
-#   with the address of each of them, and a front container (the same `front.py`) asks it again
-#   every 0.2 s: Docker's own round-robin discovery;
-# * on `kubernetes`, it is the Service itself.
+#   with the address of each of them, and a front container (the same `front.py`, behind the
+#   learner's URL) asks it again every 0.2 s: Docker's own round-robin discovery;
+# * on `kubernetes`, it is the Service `echo`. The learner's URL is a port-forward to **one** pod
+#   and never reaches the Service, so the requests of the next cell are sent from inside the
+#   cluster (from the adapter's container) to the Service's name.
 #
 # Each answer says which copy gave it (echo sets the header `X-Served-By`).
 #
@@ -110,16 +134,18 @@ print(f"answers from {len(shared.replicas)} copies, same numbers everywhere: {sh
 shared.table()
 
 # %% [markdown]
-# Now the same upgrade with several copies: a **rolling update**. One extra copy of the new
-# version starts first; then each old copy leaves the front, stops and comes back new; then the
-# extra one goes. There is always a copy that answers.
+# Now the same upgrade with several copies: a **rolling update**. On `local` and `docker`, one
+# extra copy of the new version starts first; then each old copy leaves the front, stops and
+# comes back new; then the extra one goes. On `kubernetes` the Deployment does the same by its
+# RollingUpdate limits. There is always a copy that answers.
 #
-# **What to look at:** `failed_requests` against the run with one copy above.
+# **What to look at:** `failed_requests` against the run with one copy above (on `kubernetes`
+# both were rolling updates, so both can be 0).
 
 # %%
 rolled = app.rollout("echo")
 plt.figure(figsize=(6, 2.2))
-labels = ["1 copy, stop and start", f"{rolled['replicas']} copies, rolling"]
+labels = [f"1 copy, {alone['strategy']}", f"{rolled['replicas']} copies, {rolled['strategy']}"]
 plt.barh(labels, [alone["failed_requests"], rolled["failed_requests"]], color=["tab:red", "tab:green"])
 for i, r in enumerate((alone, rolled)):
     plt.annotate(f"{r['failed_requests']} of {r['requests']} failed, generator restarts: "
@@ -166,7 +192,14 @@ separate_data.table() if separate_data else None
 #
 # In remote mode every `GET /data` is two HTTP requests: you → echo, then echo → adapter, which
 # reads the file. In a pod, echo reads the file itself. We time `requests` sequential requests on
-# each.
+# each, from this notebook's kernel to the app's URL.
+#
+# > **Where these numbers were taken.** On `local` and `docker` the app's URL is echo's port on
+# > this machine, so the difference between the curves is the adapter hop. On `kubernetes` the
+# > app's URL is a port-forward through the API server and the kubelet to one echo pod: that path
+# > is in both curves (often the larger part of each), and the hop from you to echo does not pass
+# > through the Service `echo` at all; only echo → adapter goes through the Service `adapter`.
+# > Compare the two curves with each other, not with the other runtimes.
 #
 # **What to look at:** the whole curve moves right, and the tail (p99) more than the median.
 
@@ -185,32 +218,37 @@ for label, xs in measured.items():
 # ## What we measured
 #
 # Through an API and a name, echo can be upgraded and scaled on its own: the generator never
-# restarted, the numbers stayed one list, and with more than one copy the upgrade can be done
-# without a failed request. The price is a hop on every request, and a new program (the adapter)
-# to write, run and keep compatible. Notebook 05 shares data the other way, through a volume.
+# restarted, the numbers stayed one list, and a rolling update (several copies behind the front
+# on `local` and `docker`; any Deployment with a readiness probe on `kubernetes`, even with one
+# copy) upgrades without a failed request. The price is a hop on every request, and a new program
+# (the adapter) to write, run and keep compatible. Notebook 05 shares data the other way, through
+# a volume.
 #
 # ## Try it
 #
-# **Predict:** in the `volume` scenario (notebook 05: the generator and echo share a persistent
-# volume, no adapter), scale echo to 2 copies. Do both copies serve the same numbers?
+# **Predict:** in the `service` scenario, delete the generator's unit entirely and create it
+# again (`app.recreate("generator")`), while echo's unit is left alone. Does echo still serve the
+# old numbers afterwards? (Think of where the data file lives in this scenario.)
 #
-# **Try:** `rt.up("volume", ...)`, `app.scale("echo", 2)`, `loose.spread(app).same_numbers`, in
-# the empty cell. **Check:** put `True` or `False` in `answer`.
+# **Try** it in the empty cell. **Check:** `True` or `False`.
 
 # %%
 
 
 # %%
-from appcoup_lib.exercises import check_volume_replicas_share
+from appcoup_lib.exercises import check_service_generator_recreated
 
 answer = ...   # True or False
-check_volume_replicas_share(answer)
+check_service_generator_recreated(answer)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: two copies of echo on one volume, one generator.
-with rt.up("volume", interval=interval, port=0) as vol:
-    vol.wait_ready()
-    vol.scale("echo", 2)
-    seen = loose.spread(vol, 10)
-    print(seen.table())
-check_volume_replicas_share(seen.same_numbers)
+# Solution: the service scenario keeps its data in a scratch volume beside the generator.
+with rt.up("service", interval=interval, port=0) as svc:
+    svc.wait_ready()
+    ac.watch(svc, 1.0)
+    old = svc.data()
+    svc.recreate("generator")
+    svc.wait_ready()
+    new = svc.data()
+    print("old first numbers:", old[:3], " new:", new[:3])
+check_service_generator_recreated(new[: len(old)] == old)

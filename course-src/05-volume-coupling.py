@@ -19,8 +19,8 @@
 #
 # The adapter of notebook 04 is a program to write and a hop on every request. When two programs
 # exchange *files* — many, or large — there is a simpler coupling: a **persistent volume** that
-# both mount. Each unit is scheduled, restarted and replaced on its own; only the storage is
-# shared.
+# both mount. Each unit is restarted and replaced on its own; only the storage is shared (and,
+# on Kubernetes, the node that storage is attached to: see the end of this notebook).
 #
 # | unit | container | mounts |
 # |---|---|---|
@@ -80,8 +80,10 @@ app.volumes()
 # ## The data outlives both units
 #
 # We delete **both** units — for a moment, no generator and no echo exist anywhere, only the
-# volume — and create them again. (`app.recreate(...)` is `kubectl delete pod` under a
-# Deployment, or `docker rm -f` then `docker run`.)
+# volume — and create them again. (`app.recreate(...)` is, on `kubernetes`, scaling each
+# Deployment to 0 and back, `kubectl scale --replicas=0` then `--replicas=1`, so that for a moment
+# no pod of either exists; on `docker`, `docker rm -f` then `docker run`; on `local`, stopping the
+# processes and starting new ones.)
 #
 # **What to look at:** the numbers after start with the numbers before: the new generator appends
 # to the same file, the new echo serves it.
@@ -135,7 +137,13 @@ plt.show()
 #
 # Append `megabytes` MB to the generator's data file, from the generator's side, then read all of
 # it at `/data`. In `volume`, echo reads the file from the shared volume; in `service`, echo fetches
-# it from the adapter over HTTP on every request. Best of three reads each.
+# it from the adapter over HTTP on every request. Best of three reads each, made by this
+# notebook's kernel at the app's URL.
+#
+# > **Where these numbers were taken.** On `local` and `docker` the reader is this machine talking
+# > to echo's port directly. On `kubernetes` every byte also crosses the port-forward (API server,
+# > kubelet, pod) to one echo pod, in both rows: that tunnel can be slower than either coupling,
+# > and then the two rows differ less than the couplings do. Compare the rows with each other.
 #
 # **What to look at:** how many MB per second each way moves; the volume has no program in the way.
 
@@ -163,33 +171,35 @@ if moved:
 # A persistent volume couples two units by their data only: either can be deleted, rescheduled
 # or upgraded while the data stays, and bulk data moves without a program in the way. What it
 # does not give you is discovery or a contract: the name is agreed by hand, both sides must agree
-# on the file's format, and two writers need their own rules (a Kubernetes claim shared by two
-# pods on different nodes also needs storage that allows it, `ReadWriteMany`).
+# on the file's format, and two writers need their own rules. On Kubernetes the claim also
+# constrains placement: `ReadWriteOnce` means mounted read-write by one *node* (any number of pods
+# on it), so the course's echo Deployment carries a pod affinity that puts it on the generator's
+# node (`manifests/volume/echo.yaml`); pods on different nodes would need storage offering
+# `ReadWriteMany`.
 #
 # ## Try it
 #
-# **Predict:** in the `service` scenario of notebook 04, recreate only the generator's unit
-# (`app.recreate("generator")`). Does echo still serve the old numbers afterwards?
+# **Predict:** in the `volume` scenario, scale echo to 2 copies: two echo units mounting the one
+# volume the one generator writes to. Do both copies serve the same numbers? (Compare notebook
+# 04, where a copy of a *pod* was a copy of the generator too.)
 #
-# **Try** it in the empty cell. **Check:** `True` or `False`.
+# **Try:** `rt.up("volume", ...)`, `app.scale("echo", 2)`, `loose.spread(app).same_numbers`, in
+# the empty cell. **Check:** put `True` or `False` in `answer`.
 
 # %%
 
 
 # %%
-from appcoup_lib.exercises import check_service_generator_recreated
+from appcoup_lib.exercises import check_volume_replicas_share
 
 answer = ...   # True or False
-check_service_generator_recreated(answer)
+check_volume_replicas_share(answer)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: the service scenario keeps its data in a scratch volume beside the generator.
-with rt.up("service", interval=interval, port=0) as svc:
-    svc.wait_ready()
-    ac.watch(svc, 1.0)
-    old = svc.data()
-    svc.recreate("generator")
-    svc.wait_ready()
-    new = svc.data()
-    print("old first numbers:", old[:3], " new:", new[:3])
-check_service_generator_recreated(new[: len(old)] == old)
+# Solution: two copies of echo on one volume, one generator.
+with rt.up("volume", interval=interval, port=0) as vol:
+    vol.wait_ready()
+    vol.scale("echo", 2)
+    seen = loose.spread(vol, 10)
+    print(seen.table())
+check_volume_replicas_share(seen.same_numbers)

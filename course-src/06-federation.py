@@ -22,6 +22,32 @@
 # (a NodePort Service); cluster B runs echo in remote mode, pointed at that address. Nothing in B
 # can look A's Service up by name: the address is configuration, handed over between clusters.
 #
+# ### What this is, and what it is not
+#
+# "Federation" once named a Kubernetes project: **Federation v1** (a federated API server in
+# front of many clusters) and its successor **KubeFed** (Federation v2). Both are retired: the
+# KubeFed repository was archived in April 2023 (now `kubernetes-retired/kubefed`), and SIG
+# Multicluster works on smaller, separate pieces instead.
+#
+# What this notebook builds is **static cross-cluster wiring**, by hand: in cluster B a Service
+# named `adapter` *without a selector*, plus an EndpointSlice that points at a node address and
+# the NodePort of cluster A (`manifests/federation/`). Nothing discovers anything: the address is
+# written in, exactly as the claim's name was in notebook 05, and if A's node or port changes, B
+# keeps sending requests to the old one.
+#
+# What people use today to join clusters:
+#
+# * the **Multi-Cluster Services API** (SIG Multicluster, KEP-1645): a `ServiceExport` in the
+#   cluster that runs a Service makes it a `ServiceImport` in every cluster of the *clusterset*,
+#   reachable as `<service>.<namespace>.svc.clusterset.local`; implementations include Submariner
+#   (Lighthouse), Cilium ClusterMesh and cloud providers' multi-cluster services;
+# * **Submariner** or **Cilium ClusterMesh**: pod-to-pod networking and service discovery across
+#   clusters;
+# * a service mesh in multicluster mode: **Istio** or **Linkerd** (mutual TLS and discovery
+#   across clusters);
+# * to *place* workloads over many clusters, rather than connect them: **Karmada** or **Open
+#   Cluster Management** (OCM).
+#
 # This needs **two real clusters**. On a machine with one cluster, or none, this notebook still
 # runs top to bottom: it measures the single-cluster `service` coupling this would be compared
 # with, says exactly what is missing, and how to get it. It never shows a number it did not
@@ -133,11 +159,14 @@ if fed_timeline is not None:
 # ## What federation costs and buys
 #
 # Each cluster fails, upgrades and scales on its own: the producer's cluster can lose its
-# generator, and the consumer keeps serving what the adapter last gave it until the generator is
-# back (watch the count flatten, then rise again). The costs: every request crosses clusters (the
-# latency you measured), the address is configuration that someone must keep right in cluster B,
-# and the adapter is now exposed beyond its cluster (a NodePort here; in production, an ingress
-# with TLS and authentication).
+# generator, and the consumer keeps answering. Echo keeps no copy: every `GET /data` it serves is
+# fetched from the adapter in cluster A at that moment. While the generator is down, the adapter
+# still serves the data file as it was (the file lives in the pod's scratch volume, which outlives
+# a container restart), so the count flattens, then rises again when A has restarted the
+# generator. Were the adapter or the link between the clusters down, echo would answer `502`.
+# The costs: every request crosses clusters (the latency you measured), the address is
+# configuration that someone must keep right in cluster B, and the adapter is now exposed beyond
+# its cluster (a NodePort here; in production, an ingress or a mesh with TLS and authentication).
 #
 # ## Try it
 #

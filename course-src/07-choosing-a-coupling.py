@@ -23,12 +23,12 @@
 # | column | what is done | notebook |
 # |---|---|---|
 # | first number | `up`, until `/data` serves a number | 00 |
-# | upgrade failures (1 replica) | change one line of echo, roll it out, count failed `GET /data` | 04 |
-# | rebuild | making that new version (an image build on docker; nothing to build on local) | 02, 03 |
+# | upgrade failures (1 replica) | change one line of echo, roll it out, count failed `GET /data` (a stop and start on local and docker; the Deployment's own strategy on kubernetes) | 04 |
+# | rebuild | making that new version (an image build on docker; a build plus loading the image onto the nodes on kubernetes; nothing to build on local) | 02, 03 |
 # | generator restarts on upgrade | did upgrading echo restart the generator? | 02, 04 |
-# | throughput | append 1 MB on the generator's side, time reading it at `/data` | 05 |
+# | throughput | append 1 MB on the generator's side, time reading it at `/data` from this kernel (on kubernetes through the port-forward) | 05 |
 # | 2 replicas serve | scale the unit serving `/data` to 2: the same numbers, or each its own? | 04 |
-# | upgrade failures (2 replicas) | the same upgrade as a rolling update behind the front | 04 |
+# | upgrade failures (2 replicas) | the same upgrade as a rolling update behind the front (behind the Service, by the Deployment, on kubernetes) | 04 |
 # | recovery | kill echo, until `/data` answers again (waited for up to `recovery_timeout` s) | 01, 03 |
 # | stop | `down()`, until everything is gone | 02 |
 #
@@ -107,7 +107,7 @@ if restarting:
                  f"{', '.join(calm) or 'none'}. Two teams with two release cadences want the latter.")
 zero_failures = [s for s in rows if num(s, "upgrade failures (2 replicas)") == 0]
 if zero_failures:
-    lines.append("Release cadence: with 2 replicas behind a front, upgrading echo failed 0 requests in "
+    lines.append("Release cadence: with 2 replicas and a rolling update, upgrading echo failed 0 requests in "
                  f"{', '.join(zero_failures)} (with 1 replica: "
                  + ", ".join(f"{s} {show(num(s, 'upgrade failures (1 replica)'))}" for s in zero_failures) + ").")
 if "pod" in rows and "service" in rows:
@@ -126,7 +126,8 @@ if same or own:
 never = [s for s in rows if str(rows[s].get("recovery (s)")).startswith("not within")]
 if never:
     lines.append(f"Recovery: after echo crashed, /data did not answer again within {recovery_timeout:g} s in "
-                 f"{', '.join(never)} (nothing restarts echo there: see notebooks 01 and 02).")
+                 f"{', '.join(never)} (either nothing restarts echo there, see notebooks 01 and 02, or the "
+                 "runtime waited longer before restarting it, see CrashLoopBackOff in notebook 03).")
 fastest = best("first number (s)")
 if fastest:
     lines.append(f"Fastest to a first number here: {fastest} ({show(num(fastest, 'first number (s)'), ' s')}).")
