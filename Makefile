@@ -5,15 +5,18 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUNTIME ?= local
 PYTEST_ARGS ?=
+# BUNDLE=path: install from a workshop bundle (`make bundle`) with no index, and load its images
+BUNDLE ?=
 
-.PHONY: lab test course bench clean notebooks venv binder-lock
+.PHONY: lab test course bench clean notebooks venv binder-lock answers bundle
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml $(wildcard jupyter-config/*/*.json)
+$(STAMP): pyproject.toml $(wildcard jupyter-config/*/*.json) $(BUNDLE)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "appcoup needs Python >= 3.10"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(if $(BUNDLE),$(PYTHON) appcoup_lib/bundle.py install $(BUNDLE) $(VENV) --editable .,$(PY) -m pip install --quiet -e '.[dev]')
+	$(if $(BUNDLE),$(PY) appcoup_lib/bundle.py load $(BUNDLE))
 	@# the course's JupyterLab settings (no news pop-up): see jupyter-config/README.md
 	mkdir -p $(VENV)/etc/jupyter && cp -r jupyter-config/labconfig jupyter-config/jupyter_server_config.d $(VENV)/etc/jupyter/
 	@touch $(STAMP)
@@ -40,6 +43,14 @@ notebooks: $(STAMP)
 	for twin in course-src/[0-9][0-9]-*.py; do \
 	  $(VENV)/bin/jupytext --quiet --update --to ipynb -o notebooks/$$(basename $${twin%.py}).ipynb $$twin || exit 1; \
 	done
+
+## answers: the teacher's answer key, generated from the notebooks' solution cells; writes build/answer-key.md
+answers: $(STAMP)
+	$(VENV)/bin/appcoup answers --out build/answer-key.md
+
+## bundle: one archive for a workshop with the network off (wheels, images, notebooks); writes build/appcoup-bundle.tar.gz
+bundle: $(STAMP)
+	$(PY) -m appcoup_lib.bundle make --out build/appcoup-bundle.tar.gz
 
 ## clean: remove everything appcoup started, on every runtime
 clean: $(STAMP)

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from . import exercises, loose, measure
+from . import diagram, exercises, guide, loose, measure
 from .dashboard import dashboard
 from .doctor import clean, doctor, running
 from .errors import (
@@ -65,8 +65,10 @@ __all__ = [
     "clean",
     "dashboard",
     "default_name",
+    "diagram",
     "doctor",
     "exercises",
+    "guide",
     "loose",
     "matrix",
     "measure",

@@ -17,23 +17,23 @@ How it stays safe in a notebook:
 
 from __future__ import annotations
 
-import atexit
 import html
 import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import AppcoupError
+from .live import LiveView
 from .polling import Poller
 from .runtimes.base import App, Event, register_view
 
 WINDOW = 30.0  # seconds of history on the plot
 MAX_POINTS = 400  # numbers kept for the plot: a rolling window, memory stays flat
 _CRASH = ("killed", "exited", "gave-up", "probe-failed")
-_LIVE: dict[tuple[str, str], Dashboard] = {}  # (runtime, app name) -> the dashboard polling it
 
 
 def _own_events(events: list[Event]) -> list[Event]:
@@ -49,6 +49,16 @@ def _own_events(events: list[Event]) -> list[Event]:
             continue
         out.append(e)
     return out
+
+
+# Pictures drawn from the last status read, shown under the table: (title, fn(app, status) -> HTML).
+# Modules above this one register theirs (the diagram does), so the dashboard imports none of them.
+_PANELS: list[tuple[str, Callable[[App, dict[str, dict[str, Any]]], str]]] = []
+
+
+def register_panel(title: str, fn: Callable[[App, dict[str, dict[str, Any]]], str]) -> None:
+    """Add a picture to every dashboard built from now on (``fn`` must be quick: it runs every poll)."""
+    _PANELS.append((title, fn))
 
 
 def headless() -> bool:
@@ -80,12 +90,14 @@ class Row:
     last_exit: str
 
 
-class Dashboard:
+class Dashboard(LiveView):
     """The live panel of one app. Make it with ``app.dashboard()`` or ``ac.dashboard(app)``."""
 
+    kind = "dashboard"
+    tick_first = True
+
     def __init__(self, app: App, *, period: float = 0.4, live: bool | None = None) -> None:
-        self.app = app
-        self.period = period
+        super().__init__(app, period)
         self.live = (not headless()) if live is None else live
         self.points: deque[tuple[float, int]] = deque(maxlen=MAX_POINTS)  # (epoch, newest number)
         # The one poller the lessons and watch() use too, keeping only the plot's window.
@@ -97,15 +109,9 @@ class Dashboard:
         self.events: list[Event] = []
         self.polls = 0
         self.message = ""
-        self._stop = threading.Event()
         self._lock = threading.Lock()  # one poll at a time (the thread and a button's refresh)
-        self._thread: threading.Thread | None = None
         self._widget: Any = None
-        key = (app.runtime.name, app.name)
-        old = _LIVE.get(key)
-        if old is not None:
-            old.stop()  # a re-run cell: the new panel takes over
-        _LIVE[key] = self
+        self._status: dict[str, dict[str, Any]] = {}  # the last status read: the diagram panel's colours
         self.poll()
 
     # -- reading the app ----------------------------------------------------------------------
@@ -132,6 +138,7 @@ class Dashboard:
                 self.message = f"cannot read the app: {e.what}"
                 return not self.app.is_down
             self.rows = self._rows(status, answered)
+            self._status = status
             self.polls += 1
             return True
 
@@ -159,8 +166,8 @@ class Dashboard:
     def plot_svg(self, width: int = 640, height: int = 150) -> str:
         now = time.time()
         t0 = now - WINDOW
-        x = lambda t: round((t - t0) / WINDOW * (width - 10) + 5, 1)  # noqa: E731
-        y = lambda v: round(height - 22 - v / 32767 * (height - 40), 1)  # noqa: E731
+        x = lambda t: round((t - t0) / WINDOW * (width - 10) + 5, 1)
+        y = lambda v: round(height - 22 - v / 32767 * (height - 40), 1)
         parts = [f"<rect x='0' y='0' width='{width}' height='{height}' fill='#fafafa' stroke='#ddd'/>"]
         # Where /data did not answer: red bands.
         start = None
@@ -216,7 +223,7 @@ class Dashboard:
         body = []
         yes, no = "<span style='color:#2e7d32'>yes</span>", "<span style='color:#c62828'>no</span>"
         for r in self.rows:
-            ok = lambda b: yes if b else no  # noqa: E731
+            ok = lambda b: yes if b else no
             body.append(
                 f"<tr data-container='{html.escape(r.container)}'>"
                 f"<td style='padding:2px 10px'><code>{html.escape(r.container)}</code></td>"
@@ -235,7 +242,7 @@ class Dashboard:
                 f"{lines}</pre>")
 
     def header_html(self) -> str:
-        if self.app.is_down or (self._thread is not None and not self._running()):
+        if self.app.is_down or (self._thread is not None and not self.running()):
             state = "stopped"
         else:
             state = "live" if self.live else "snapshot"
@@ -279,6 +286,7 @@ class Dashboard:
         self._w_table = w.HTML()
         self._w_events = w.HTML()
         self._w_message = w.HTML()
+        self._w_panels = [(title, fn, w.HTML(layout=w.Layout(overflow="auto"))) for title, fn in _PANELS]
         buttons = []
         programs = {p for c in self.app.scenario.containers for p in (c.name, *c.programs)}
         for prog in ("generator", "echo"):
@@ -308,7 +316,9 @@ class Dashboard:
         down.on_click(lambda _b: self._act("down", self.app.down))
         self._buttons = [*buttons, scale, upgrade, down]
         return w.VBox([self._w_header, self._w_plot, self._w_caption, w.HBox(self._buttons), self._w_message,
-                       self._w_table, w.HTML("<b>timeline</b>"), self._w_events],
+                       self._w_table, *(x for title, _, wd in self._w_panels
+                                        for x in (w.HTML(f"<b>{html.escape(title)}</b>"), wd)),
+                       w.HTML("<b>timeline</b>"), self._w_events],
                       layout=w.Layout(border="1px solid #ddd", padding="6px"))
 
     def _scale(self) -> Any:
@@ -337,6 +347,7 @@ class Dashboard:
         if self._widget is None:
             return
         values = ((self._w_header, self.header_html()), (self._w_plot, self.plot_svg()),
+                  *((wd, fn(self.app, self._status)) for _, fn, wd in self._w_panels),
                   (self._w_caption, self.caption_html()), (self._w_table, self.table_html()),
                   (self._w_events, self.timeline_html()), (self._w_message, html.escape(self.message)))
         for widget, value in values:
@@ -346,44 +357,13 @@ class Dashboard:
             for b in self._buttons:
                 b.disabled = True
 
-    def _running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
-
-    def start(self) -> None:
-        if self._running() or self.app.is_down:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"appcoup-dashboard-{self.app.name}",
-                                        daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                alive = self.poll()
-            except Exception as e:  # noqa: BLE001 - the thread must end cleanly, not die noisily
-                self.message, alive = f"stopped: {e!r}", False
-            if not alive:
-                self._stop.set()
-            try:
-                self._render()
-            except Exception:  # noqa: BLE001 - the front end went away (kernel shutting down)
-                self._stop.set()
-            self._stop.wait(self.period)
-
-    def stop(self, timeout: float = 5) -> None:
-        """Stop the updates (the panel keeps its last picture)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        key = (self.app.runtime.name, self.app.name)
-        if _LIVE.get(key) is self:
-            del _LIVE[key]
-
-    @property
-    def alive(self) -> bool:
-        """True while the background updates run."""
-        return self._thread is not None and self._thread.is_alive()
+    def tick(self) -> bool:
+        try:
+            alive = self.poll()
+        except Exception as e:  # noqa: BLE001 - the updates end cleanly, with the reason on the panel
+            self.message, alive = f"stopped: {e!r}", False
+        self._render()  # raising (the front end went away: a kernel shutting down) ends the updates
+        return alive
 
     def _ipython_display_(self) -> None:
         from IPython.display import HTML, display
@@ -400,16 +380,7 @@ def dashboard(app: App, *, period: float = 0.4, live: bool | None = None) -> Das
     return Dashboard(app, period=period, live=live)
 
 
-def _stop_all() -> None:
-    for d in list(_LIVE.values()):
-        d._stop.set()
-
-
-# At interpreter exit (a kernel restart or shutdown) stop polling first; registered after the
-# runtimes' own atexit hooks, so it runs before they take the apps down.
-atexit.register(_stop_all)
-
-__all__ = ["Dashboard", "Row", "dashboard", "headless"]
+__all__ = ["Dashboard", "Row", "dashboard", "headless", "register_panel"]
 
 
 register_view("dashboard", Dashboard)

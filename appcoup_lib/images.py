@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import AppcoupError, BuildError
+from .errors import AppcoupError, BuildError, RuntimeUnavailable
 from .paths import images_dir
+from .changes import CHANGES, change_one_line  # noqa: F401 - re-exported (older imports)
 from .progress import Progress
 
 LABEL = "app.kubernetes.io/part-of"
 LABEL_VALUE = "appcoup"
 REPO = "appcoup"
-NAMES: tuple[str, ...] = ("generator", "echo", "adapter", "combined", "combined-init")
+NAMES: tuple[str, ...] = ("generator", "echo", "adapter", "combined", "combined-init", "combined-restart")
 # Images the Docker runtime needs besides the course's programs (the pod's namespace holder).
 INTERNAL: tuple[str, ...] = ("pause", "front")
 BaseKind = Literal["busybox", "python"]
@@ -53,6 +54,7 @@ SPECS: dict[str, ImageSpec] = {s.name: s for s in (
     ImageSpec("adapter", "adapter/Dockerfile"),
     ImageSpec("combined", "combined/Dockerfile", (("SUPERVISOR", "app.sh"),)),
     ImageSpec("combined-init", "combined/Dockerfile", (("SUPERVISOR", "app-init.sh"),)),
+    ImageSpec("combined-restart", "combined/Dockerfile", (("SUPERVISOR", "app-restart.sh"),)),
     ImageSpec("pause", "base/pause/Dockerfile", base="busybox"),
     ImageSpec("front", "front/Dockerfile"),
 )}
@@ -86,9 +88,7 @@ _CLIENT: dict[str, Any] = {}  # one client per engine and process: connecting co
 
 
 def _client() -> Any:
-    import os
-
-    from ._docker import connect
+    from .runtimes.docker.engine import connect
 
     where = os.environ.get("DOCKER_HOST", "")  # another engine (DOCKER_HOST changed): another client
     if where not in _CLIENT:
@@ -107,6 +107,15 @@ def _exists(client: Any, ref: str) -> bool:
     except docker.errors.APIError as e:
         raise AppcoupError(f"Docker could not look up the image {ref!r}.", why=str(e),
                            fix="check that the Docker engine runs: `docker info`") from e
+
+
+def exists(ref: str) -> bool:
+    """Whether this machine's Docker engine has the image ``ref``; False when no engine answers here
+    (then an image can only come from a node or a registry)."""
+    try:
+        return _exists(_client(), ref)
+    except RuntimeUnavailable:
+        return False
 
 
 # -- what an image is made of ------------------------------------------------------------------
@@ -270,9 +279,9 @@ def _ensure_local_base(client: Any, kind: BaseKind, bar: Progress | None) -> str
             raise BuildError(tag, f"sh images/base/{script.name}", "".join(log),
                              fix=f"install what it needs (`apt-get install {need}`, or run .ci/docker-up) "
                                  "and build again")
-        repo, _, version = tag.partition(":")
         try:
-            client.api.import_image_from_file(str(out), repository=repo, tag=version, changes=_BASE_CHANGES)
+            from .runtimes.docker.engine import import_rootfs  # Docker and Podman alike
+            import_rootfs(client, out, tag, changes=_BASE_CHANGES)
         except Exception as e:
             raise BuildError(tag, "docker import", str(e)) from e
     if bar is not None:
@@ -288,11 +297,14 @@ def bases(offline: bool | None = None) -> dict[str, str]:
 
 # -- tags and builds -------------------------------------------------------------------------------
 def tag_for(name: str, *, context: str | Path | None = None, offline: bool | None = None,
-            base: str | None = None) -> str:
-    """``appcoup/<name>:<hash of its inputs>`` for the image ``name`` (nothing is built)."""
+            base: str | None = None, portable: bool = False) -> str:
+    """``appcoup/<name>:<hash of its inputs>`` for the image ``name`` (nothing is built); ``portable``: of its
+    files alone (the base's kind, not its id: no engine needed), the tag a registry or a preload holds."""
     spec = _spec(name)
-    client = _client()
     ctx = Path(context) if context else images_dir()
+    if portable:
+        return f"{REPO}/{name}:{_inputs_hash(ctx, spec, spec.base, '')}"
+    client = _client()
     base = base or _base_for(client, spec.base, offline, act=False)
     return f"{REPO}/{name}:{_inputs_hash(ctx, spec, base, _image_id(client, base))}"
 
@@ -359,7 +371,7 @@ def _build_one(client: Any, ctx: Path, spec: ImageSpec, tag: str, base: str, bar
             if "stream" in chunk:
                 text = chunk["stream"]
                 log.append(text)
-                m = re.match(r"Step \d+/\d+ : (.*)", text.strip())
+                m = re.match(r"Step \d+/\d+ ?: (.*)", text.strip(), re.IGNORECASE)  # Podman: "STEP 2/5: ..."
                 if m:
                     step = text.strip()
                     bar.write(f"{spec.name}: {step}")
@@ -383,15 +395,45 @@ def ensure(names: Iterable[str], *, progress: bool | None = None) -> dict[str, s
 
 
 def changed_bytes(old: str, new: str) -> int:
-    """Bytes in the layers of image ``new`` that image ``old`` does not share."""
+    """Bytes in the layers of image ``new`` that image ``old`` does not share.
+
+    A history step is known by its id, or by what made it and when (Podman names most steps ``<missing>``).
+    """
     client = _client()
-    old_ids = {h["Id"] for h in client.api.history(old) if h.get("Id") not in (None, "<missing>")}
     old_layers = set(client.images.get(old).attrs["RootFS"].get("Layers", []))
-    new_attrs = client.images.get(new).attrs
-    if not set(new_attrs["RootFS"].get("Layers", [])) - old_layers:
+    if not set(client.images.get(new).attrs["RootFS"].get("Layers", [])) - old_layers:
         return 0
-    return sum(int(h.get("Size", 0)) for h in client.api.history(new)
-               if h.get("Id") not in (None, "<missing>") and h["Id"] not in old_ids)
+    old_steps = {_step(h) for h in client.api.history(old)}
+    return sum(int(h.get("Size", 0)) for h in client.api.history(new) if _step(h) not in old_steps)
+
+
+def _step(h: dict[str, Any]) -> Any:
+    return h["Id"] if h.get("Id") not in (None, "<missing>") else (h.get("CreatedBy"), h.get("Created"), h.get("Size"))
+
+
+def build_changed(names: Iterable[str], *, context: str | Path, progress: bool | None = False) -> dict[str, BuiltImage]:
+    """Build those of the images ``names`` whose inputs differ in ``context`` (a changed copy of ``images/``).
+
+    Only those: an image the change does not touch keeps its tag, and is left out of the result.
+    """
+    changed = sorted({n for n in names if tag_for(n, context=context) != tag_for(n)})
+    return build(changed, context=context, progress=progress) if changed else {}
+
+
+def remove(tags: Iterable[str]) -> None:
+    """Remove the images ``tags`` (a lesson's or a rollout's changed ones), so the next run builds again.
+
+    Best effort: an image still used, or gone already, is left as it is (it only costs disk space).
+    """
+    tags = list(tags)
+    if not tags:
+        return
+    client = _client()
+    for t in tags:
+        try:
+            client.images.remove(t, force=True)
+        except Exception:  # noqa: BLE001, S110 - a leftover image is only disk space
+            pass
 
 
 def remove_all() -> list[str]:
@@ -418,7 +460,7 @@ def prune() -> list[str]:
     current = {tag_for(n) for n in SPECS} | {local_base_tag("busybox"), local_base_tag("python")}
     removed = []
     for img in client.images.list(filters={"label": f"{LABEL}={LABEL_VALUE}"}):
-        for t in img.tags:
+        for t in [t.removeprefix("docker.io/").removeprefix("localhost/") for t in img.tags]:  # Podman's names
             if t.startswith(f"{REPO}/") and t not in current:
                 try:
                     client.images.remove(t)
@@ -436,5 +478,5 @@ def cli_build(offline: bool = False, names: list[str] | None = None) -> str:
     return str(Table([b.row() for b in res.values()], ["name", "tag", "built", "seconds", "size"]))
 
 
-__all__ = ["NAMES", "BuiltImage", "bases", "build", "changed_bytes", "ensure", "local_base_tag", "prune", "public_base",
-           "remove_all", "tag_for"]
+__all__ = ["CHANGES", "NAMES", "BuiltImage", "bases", "build", "build_changed", "change_one_line", "changed_bytes",
+           "ensure", "local_base_tag", "prune", "public_base", "remove", "remove_all", "tag_for"]

@@ -18,62 +18,29 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import InvalidInput, NotSupported
-from .polling import Poller
+from .errors import AppcoupError, InvalidInput, NotSupported
+from .changes import CHANGES, change_one_line
 from .paths import images_dir
+from .polling import Poller
+from .runtimes.clock import rfc3339
 from .scenarios import scenario as get_scenario
 
-# One line per program to change: (file in images/, the line's start, its replacement).
-_CHANGES: dict[str, tuple[str, str, str]] = {
-    "echo": ("echo/echo.py", 'print(f"echo: listening', 'print(f"echo (changed): listening'),
-    "generator": ("generator/generator.sh", "# generator: append", "# generator (changed): append"),
-    "adapter": ("adapter/adapter.py", 'print(f"adapter: serving', 'print(f"adapter (changed): serving'),
-}
 
-
-def _docker(runtime: Any = None, *, needs: str = "") -> Any:
-    """The runtime a lesson measures on: Docker, or any runtime whose apps can ``needs`` (kubernetes)."""
+def _measured_on(runtime: Any, needs: str) -> Any:
+    """The runtime a lesson measures on (Docker by default): any whose apps can ``needs``."""
     from .runtimes import runtime as get_runtime
-    from .runtimes.docker import DockerRuntime
 
     if runtime is None:
         return get_runtime("docker")
     if isinstance(runtime, str):
         runtime = get_runtime(runtime)
-    if isinstance(runtime, DockerRuntime) or (needs and needs in getattr(runtime, "app_abilities", ())):
+    if runtime.can(needs):
         return runtime
     raise NotSupported(f"This lesson is measured on images and containers, not on the {runtime.name} runtime.",
                        why="it rebuilds images and replaces containers, which only a container engine "
                            "or a cluster does",
                        fix="pass runtime('docker') or runtime('kubernetes'), or read the numbers recorded in the "
                            "notebook")
-
-
-def change_one_line(context: Path, program: str) -> Path:
-    """Change one line of ``program``'s file in the copy of ``images/`` at ``context``; return the file."""
-    rel, old, new = _CHANGES[program]
-    path = context / rel
-    lines = path.read_text().splitlines(keepends=True)
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith(old):
-            lines[i] = line.replace(old, new, 1)
-            break
-    else:  # the file changed since this lesson was written: a comment line is a change too
-        lines.append("# changed for the rebuild lesson\n" if rel.endswith((".sh", ".py")) else "\n")
-    path.write_text("".join(lines))
-    return path
-
-
-def _snapshot(app: Any) -> dict[str, tuple[Any, ...]]:
-    """Per container, what changes when it is restarted or recreated."""
-    if hasattr(app, "_owned"):  # Docker: a replaced container is a new container (a new id)
-        out = {}
-        for ctr in app._owned():
-            ctr.reload()
-            out[ctr.name] = (ctr.id, int(ctr.attrs.get("RestartCount", 0)))
-        return out
-    # Kubernetes: an image changed in place restarts the container in its pod (restartCount + 1).
-    return {c: (st.get("pod"), st.get("restarts"), st.get("image")) for c, st in app.status().items()}
 
 
 def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", program: str = "echo",
@@ -87,15 +54,15 @@ def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", pr
     Returns:
         ``rebuild_seconds``, ``changed_bytes`` (bytes of new layers not shared with the old image),
         ``no_data_seconds`` (time /data did not answer, polled every 50 ms), ``images_rebuilt`` and
-        ``containers_restarted`` (Docker names), plus ``redeploy_seconds``.
+        ``containers_restarted`` (the scenario's container names), plus ``redeploy_seconds``.
     """
     from . import images
 
-    rt = _docker(runtime, needs="replace")
+    rt = _measured_on(runtime, needs="replace")
     sc = get_scenario(scenario)
-    if program not in _CHANGES:
+    if program not in CHANGES:
         raise InvalidInput(f"{program!r} is not a program this lesson can change.",
-                           fix=f"use one of: {', '.join(_CHANGES)}")
+                           fix=f"use one of: {', '.join(CHANGES)}")
     tmp = Path(tempfile.mkdtemp(prefix="appcoup-rebuild-"))
     new_tags: list[str] = []
     try:
@@ -107,12 +74,17 @@ def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", pr
             old = {n: images.tag_for(n) for n in used}
             change_one_line(context, program)
             changed = sorted(n for n in used if images.tag_for(n, context=context) != old[n])
-            before = _snapshot(app)
+            before = app.identities()
             with Poller(app, every=0.05) as poll:
                 t0 = time.monotonic()
                 built = images.build(changed, context=context, progress=progress)
                 rebuild = time.monotonic() - t0
                 new_tags = [b.tag for b in built.values() if b.built]
+                if not changed or len(new_tags) != len(changed):
+                    # A figure for a rebuild that did not happen (a cached image) would teach a lie.
+                    raise AppcoupError(f"Changing {program} rebuilt {len(new_tags)} of the images {changed}.",
+                                       why="an image with the changed content existed already: nothing was built",
+                                       fix="run it again (each run changes the line differently)")
                 t1 = time.monotonic()
                 for c in app.scenario.containers:
                     if c.image in built:
@@ -120,7 +92,7 @@ def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", pr
                 app.wait_until(app.answers, 30, "/data to answer after the redeploy")
                 redeploy = time.monotonic() - t1
                 time.sleep(0.1)
-            after = _snapshot(app)
+            after = app.identities()
             restarted = sorted(n for n in before if after.get(n) != before[n])
             changed_bytes = sum(images.changed_bytes(old[n], built[n].tag) for n in changed)
         return {
@@ -134,21 +106,7 @@ def rebuild_after_change(runtime: Any = None, scenario: str = "single-image", pr
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        _remove_images(new_tags)
-
-
-def _remove_images(tags: list[str]) -> None:
-    """Remove the lesson's changed images, so the next run measures a real rebuild again."""
-    if not tags:
-        return
-    from ._docker import connect
-
-    client = connect()
-    for t in tags:
-        try:
-            client.images.remove(t, force=True)
-        except Exception:  # noqa: BLE001 - best effort: a leftover image is only disk space
-            pass
+        images.remove(new_tags)  # so the next run measures a real rebuild again
 
 
 def stop_time(supervisor: Literal["naive", "init"] = "naive", runtime: Any = None, timeout: int = 10,
@@ -162,7 +120,7 @@ def stop_time(supervisor: Literal["naive", "init"] = "naive", runtime: Any = Non
     ``sh app.sh`` as PID 1 has no handler, so the kernel drops SIGTERM and Docker waits out the
     whole grace period; ``app-init.sh`` forwards it to both programs and exits in well under a second.
     """
-    rt = _docker(runtime, needs="stop")
+    rt = _measured_on(runtime, needs="stop")
     with rt.up("single-image", supervisor=supervisor, interval=0.5, port=0, progress=progress) as app:
         app.wait_ready(timeout=60, progress=progress)
         return round(app.stop("app", timeout=timeout), 3)
@@ -181,7 +139,7 @@ def health_blind_spot(runtime: Any = None, interval: float = 0.5, *,
     With ``liveness_probe=True`` it gets one on echo's ``/healthz``; the kubelet then restarts the
     whole container, the generator included.
     """
-    rt = _docker(runtime, needs="replace")
+    rt = _measured_on(runtime, needs="stop")
     if rt.name == "kubernetes":
         return _health_on_kubernetes(rt, interval, supervisor, progress, wait, liveness_probe)
     with rt.up("single-image", supervisor=supervisor, interval=interval, port=0, progress=progress) as app:
@@ -191,9 +149,10 @@ def health_blind_spot(runtime: Any = None, interval: float = 0.5, *,
         app.kill("echo")
 
         def health_checked_since_kill() -> bool:
+            app.status()  # where health checks may stall (Podman without systemd) the status runs them
             ctr.reload()
             log = ((ctr.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
-            return any(_ts(entry.get("End", "")) > killed_at for entry in log) or ctr.attrs.get(
+            return any((rfc3339(entry.get("End")) or 0.0) > killed_at for entry in log) or ctr.attrs.get(
                 "RestartCount", 0) > 0
         try:
             app.wait_until(health_checked_since_kill, wait, "a health check after the kill")
@@ -234,21 +193,6 @@ def _health_on_kubernetes(rt: Any, interval: float, supervisor: Literal["naive",
             "echo_running": echo_running,
             "data_answers": answers,
         }
-
-
-def _ts(text: str) -> float:
-    """Docker's RFC 3339 timestamps (nanoseconds, a zone) as epoch seconds."""
-    from datetime import datetime
-
-    if not text:
-        return 0.0
-    main, _, rest = text.partition(".")
-    frac, zone = (rest[:-1], "+00:00") if rest.endswith("Z") else (rest[:-6], rest[-6:])
-    try:
-        t = datetime.fromisoformat(f"{main}{zone}" if main[-6:-5] not in "+-" else main)
-    except ValueError:
-        return 0.0
-    return t.timestamp() + (float(f"0.{frac}") if frac.isdigit() else 0.0)
 
 
 __all__ = ["change_one_line", "health_blind_spot", "rebuild_after_change", "stop_time"]

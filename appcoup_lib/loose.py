@@ -16,10 +16,9 @@ import http.client
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AppcoupError, NotReady, NotSupported
+from .errors import AppcoupError, NotReady
 from .results import Spread
 from .runtimes.base import App, Runtime, Table, parse_numbers
 
@@ -30,9 +29,8 @@ def spread(app: App, requests: int = 30, *, timeout: float = 2.0) -> Spread:
     echo names itself in the ``X-Served-By`` header, so this works through any front: the
     course's, Docker's DNS, or a Kubernetes Service.
     """
-    inside = getattr(app, "_spread", None)
-    if inside is not None:  # a cluster: the Service is reachable from inside only
-        return inside(requests)
+    if app.can("spread"):  # a cluster: the Service is reachable from inside only
+        return app.spread_inside(requests)  # type: ignore[attr-defined]
     out = Spread()
     for _ in range(requests):
         try:
@@ -93,13 +91,10 @@ def bulk(app: App, mb: float = 2.0, *, rounds: int = 3) -> dict[str, Any]:
     The bytes go the scenario's way: through the shared volume (echo reads the file), or through
     the adapter's HTTP API (echo fetches it on each request). The best of ``rounds`` reads counts.
     """
-    append = getattr(app, "_append_data", None)
-    if append is None:
-        raise NotSupported(f"The {app.runtime.name} runtime cannot write into the generator's volume here.",
-                           fix="run this on local or docker")
+    app.require("append", "the generator's data file is out of this runtime's reach here")
     before = len(app.fetch("/data", timeout=10))
     nbytes = int(mb * 1e6)
-    append(nbytes)
+    app.append_data(nbytes)  # type: ignore[attr-defined]
     times, size = [], 0
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -116,11 +111,8 @@ def bulk(app: App, mb: float = 2.0, *, rounds: int = 3) -> dict[str, Any]:
 
 def resolve(app: App, name: str, container: str = "echo") -> dict[str, Any]:
     """How ``name`` is found from ``container``: the addresses, and who answered (DNS or a mapping)."""
-    fn = getattr(app, "resolve", None)
-    if fn is None:
-        raise NotSupported(f"The {app.runtime.name} runtime cannot show how {name!r} is resolved.",
-                           fix="run this part on local or docker")
-    return fn(name, container=container)
+    app.require("resolve", f"this runtime cannot show how {name!r} is resolved")
+    return app.resolve(name, container=container)  # type: ignore[attr-defined]
 
 
 # -- the scorecard ------------------------------------------------------------------------------

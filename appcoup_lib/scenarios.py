@@ -17,7 +17,11 @@ from .errors import InvalidInput, NotSupported, UnknownScenario
 RuntimeName = Literal["local", "docker", "kubernetes"]
 RUNTIMES: tuple[str, ...] = ("local", "docker", "kubernetes")
 VolumeKind = Literal["host-dir", "scratch", "persistent"]
-Restart = Literal["always", "never"]
+Restart = Literal["always", "on-failure", "never"]
+Supervisor = Literal["naive", "init", "restarting"]
+# The image of the one container of `single-image`, per supervisor (see images/combined/).
+SUPERVISOR_IMAGES: Mapping[str, str] = MappingProxyType(
+    {"naive": "combined", "init": "combined-init", "restarting": "combined-restart"})
 
 ECHO_PORT = 8000
 ADAPTER_PORT = 8080
@@ -37,6 +41,8 @@ class Container:
         probe: HTTP path a runtime may use for readiness/liveness.
         source: remote mode: name of the service whose ``/data`` echo reads instead of a file.
         programs: the programs running inside (for a supervisor container: several).
+        healthcheck: an HTTP path a runtime with health checks (Docker) polls as a ``HEALTHCHECK``
+            given at ``docker run`` (see :meth:`Scenario.with_restart`); None: the image's own, if any.
     """
 
     name: str
@@ -48,6 +54,7 @@ class Container:
     probe: str | None = None
     source: str | None = None
     programs: tuple[str, ...] = ()
+    healthcheck: str | None = None  # an HTTP path Docker checks as the container's HEALTHCHECK
 
     @property
     def runs(self) -> tuple[str, ...]:
@@ -118,12 +125,44 @@ class Scenario:
                 fix=f"run it on a runtime that supports it: {others}",
             )
 
-    def with_supervisor(self, supervisor: Literal["naive", "init"]) -> Scenario:
-        """For `single-image`: pick the naive `app.sh` or the signal-forwarding `app-init.sh`."""
-        if supervisor not in ("naive", "init"):
+    @property
+    def supervisor(self) -> Supervisor:
+        """Which supervisor its combined container runs (what :meth:`with_supervisor` chose)."""
+        for sup, image in SUPERVISOR_IMAGES.items():
+            if sup != "naive" and any(c.image == image for c in self.containers):
+                return sup  # type: ignore[return-value]
+        return "naive"
+
+    @property
+    def restart(self) -> Restart:
+        """The restart policy of its units (what :meth:`with_restart` chose; `always` unless said)."""
+        policies = {u.restart for u in self.units}
+        return "always" if "always" in policies else ("on-failure" if "on-failure" in policies else "never")
+
+    def with_restart(self, restart: Restart) -> Scenario:
+        """Every unit with the restart policy ``restart``: ``always``, ``on-failure`` or ``never``.
+
+        `separate` is started without one (``never``), as two plain ``docker run`` are;
+        ``with_restart("on-failure")`` is ``docker run --restart on-failure`` for both (on local,
+        supervisord's ``autorestart=unexpected``). Its echo then also carries a health check (Docker's
+        ``HEALTHCHECK`` on ``/healthz``), which marks a hung echo unhealthy and restarts nothing.
+        """
+        if restart not in ("always", "on-failure", "never"):
+            raise InvalidInput(f"There is no restart policy {restart!r}.",
+                               fix="use restart='always', 'on-failure' or 'never'")
+        units = tuple(replace(u, restart=restart, containers=tuple(
+            replace(c, healthcheck="/healthz") if c.port is not None and restart != "never" else c
+            for c in u.containers)) for u in self.units)
+        return replace(self, units=units)
+
+    def with_supervisor(self, supervisor: Supervisor) -> Scenario:
+        """For `single-image`: the naive `app.sh`, the signal-forwarding `app-init.sh`, or the
+        restarting `app-restart.sh` (one loop per program that starts it again when it exits)."""
+        if supervisor not in SUPERVISOR_IMAGES:
             raise InvalidInput(f"There is no supervisor {supervisor!r}.",
-                               fix="use supervisor='naive' (app.sh) or supervisor='init' (app-init.sh)")
-        image = "combined" if supervisor == "naive" else "combined-init"
+                               fix="use supervisor='naive' (app.sh), 'init' (app-init.sh) or "
+                                   "'restarting' (app-restart.sh)")
+        image = SUPERVISOR_IMAGES[supervisor]
         units = tuple(
             replace(u, containers=tuple(
                 replace(c, image=image) if c.image.startswith("combined") else c for c in u.containers

@@ -18,57 +18,9 @@ os.environ.setdefault("APPCOUP_PROGRESS", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_local
+from common import check, table
 
 from appcoup_lib.runtimes import availability
-
-# (runtime, metric, limit, scenarios): the value must be below the limit (or above, with ">=").
-TARGETS = [
-    ("local", "first_number", "<", 1.0, None),
-    ("local", "recovery", "<", 2.0, ("pod", "service", "volume")),
-    ("local", "ratio_first_number", "<", 1.5, None),
-    ("local", "course", "<", 180.0, None),  # all eight notebooks, interval 0.2: under 3 minutes
-    ("docker", "first_number", "<", 2.0, None),
-    ("docker", "ratio_first_number", "<", 1.3, None),
-    ("docker", "stop_naive", ">=", 5.0, None),
-    ("docker", "stop_forwarding", "<", 1.0, None),
-    ("kubernetes", "first_number", "<", 5.0, ("pod",)),
-    ("kubernetes", "recovery", "<", 3.0, ("pod", "service", "volume")),
-    ("kubernetes", "ratio_first_number", "<=", 1.0, None),
-    # Loose coupling (bench_loose.py): a rolling update of 2 replicas behind a front or a Service
-    # fails no request, and never restarts the generator.
-    ("local", "upgrade_failed_2", "<", 1.0, None),
-    ("docker", "upgrade_failed_2", "<", 1.0, None),
-    ("kubernetes", "upgrade_failed_2", "<", 1.0, None),
-    ("local", "upgrade_generator_restarts", "<", 1.0, None),
-    ("docker", "upgrade_generator_restarts", "<", 1.0, None),
-    ("kubernetes", "upgrade_generator_restarts", "<", 1.0, None),
-]
-
-
-def table(rows: list[dict]) -> str:
-    lines = [f"{'runtime':<11} {'scenario':<13} {'metric':<26} {'value':>9}"]
-    for r in rows:
-        s = r["seconds"]
-        m = r["metric"]
-        val = ("never" if s is None else f"{s:9.2f}x" if m.startswith("ratio")
-               else f"{s:9.1f}" if m.endswith(("_ms", "_mb_s")) else f"{int(s):9d}" if "upgrade" in m else f"{s:9.3f}")
-        lines.append(f"{r['runtime']:<11} {r['scenario']:<13} {r['metric']:<26} {val:>9}")
-    return "\n".join(lines)
-
-
-def check(rows: list[dict]) -> list[str]:
-    misses = []
-    for runtime, metric, op, limit, scenarios in TARGETS:
-        for r in rows:
-            if r["runtime"] != runtime or r["metric"] != metric:
-                continue
-            if scenarios and r["scenario"] not in scenarios:
-                continue
-            s = r["seconds"]
-            ok = s is not None and {"<": s < limit, "<=": s <= limit, ">=": s >= limit}[op]
-            if not ok:
-                misses.append(f"{runtime} {r['scenario']} {metric}: {s} (target {op} {limit})")
-    return misses
 
 
 def machine(name: str | None = None) -> dict:

@@ -16,20 +16,12 @@ import subprocess
 import tempfile
 import time
 
-from bench_local import (  # shared by both benchmarks
-    _free_port,
-    _median,
-    _wait,
-    comparison_rows,
-    interleaved,
-    through_library,
-)
+from common import INTERVAL, comparison_rows, free_port, interleaved, median, through_library, wait
 
 import appcoup_lib as ac
 from appcoup_lib import images, lessons
 
 SCENARIOS = ("separate", "single-image", "pod", "service", "volume")
-INTERVAL = 0.2
 CLI = "appcoup-benchcli"  # names and label of the baseline's containers (cleaned up by label too)
 
 
@@ -88,14 +80,14 @@ def _cli_down() -> None:
 def _crash(container: str, pause_tag: str) -> None:
     """SIGKILL a container's main process, the way the library does: only a pid proven to be that
     container's is signalled from here, else a helper in the engine's PID namespace checks and kills."""
-    from appcoup_lib.runtimes.docker import _KILL_IF_OURS, _engine_on_this_host, _pid_is_container
+    from appcoup_lib.runtimes.docker import KILL_IF_OURS, engine_on_this_host, pid_is_container
 
     pid, cid, started = _docker("inspect", "-f", "{{.State.Pid}} {{.Id}} {{.State.StartedAt}}", container).split()
-    if _engine_on_this_host() and _pid_is_container(int(pid), cid, started):
+    if engine_on_this_host() and pid_is_container(int(pid), cid, started):
         os.kill(int(pid), signal.SIGKILL)
         return
     out = _docker("run", "--rm", "--pid", "host", "-e", f"PID={pid}", "-e", f"ID={cid}", pause_tag,
-                  "sh", "-c", _KILL_IF_OURS)
+                  "sh", "-c", KILL_IF_OURS)
     if "killed" not in out:
         raise RuntimeError(f"{container}: pid {pid} is not its process any more; nothing was signalled")
 
@@ -105,13 +97,13 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
     entry = "app" if scenario == "single-image" else "echo"
     with tempfile.TemporaryDirectory(prefix="appcoup-benchcli-") as d:
         try:
-            port = _free_port()
+            port = free_port()
             url = f"http://127.0.0.1:{port}/data"
             t0 = time.monotonic()
             for cmd in _cli_commands(scenario, tags, d, port):
                 _docker(*cmd)
             holder = f"{CLI}-pause" if scenario == "pod" else f"{CLI}-{entry}"
-            _wait(url)
+            wait(url)
             first = time.monotonic() - t0
             time.sleep(1.2)
             # Recovery by hand: echo crashes; the learner notices nothing and types `docker start` again.
@@ -123,7 +115,7 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
                     _docker("wait", f"{CLI}-echo")
                     _docker("start", f"{CLI}-echo")
                 time.sleep(0.01)
-                _wait(url, 10)
+                wait(url, 10)
                 rec: float | None = time.monotonic() - t0
             else:
                 rec = None  # naive single image: there is no echo container to start again
@@ -145,7 +137,7 @@ def run(rows: list[dict], repeat: int = 3) -> None:
         lib, hand = interleaved(lambda s=scenario: through_library(rt, s), lambda s=scenario: by_hand(s, tags), repeat)
         rows += comparison_rows("docker", "docker-cli", scenario, lib, hand)
     init = [through_library(rt, "single-image", "init")["recovery"] for _ in range(repeat)]
-    rows.append({"runtime": "docker", "scenario": "single-image", "metric": "recovery_init", "seconds": _median(init)})
+    rows.append({"runtime": "docker", "scenario": "single-image", "metric": "recovery_init", "seconds": median(init)})
     for scenario in ("single-image", "pod"):
         r = lessons.rebuild_after_change(rt, scenario, "echo", interval=INTERVAL, progress=False)
         rows.append({"runtime": "docker", "scenario": scenario, "metric": "rebuild_one_change",

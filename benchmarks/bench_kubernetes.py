@@ -15,18 +15,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
+import urllib.request
 
-from bench_local import _answers, _free_port, _median, comparison_rows, interleaved, through_library
+from common import (
+    INTERVAL,
+    answers,
+    check,
+    comparison_rows,
+    free_port,
+    interleaved,
+    median,
+    table,
+    through_library,
+)
 
 import appcoup_lib as ac
 from appcoup_lib import images, lessons
 from appcoup_lib.runtimes.base import learner
 from appcoup_lib.runtimes.kubernetes import translate
 
-SCENARIOS = ("single-image", "pod", "service", "volume")
-INTERVAL = 0.2
+SCENARIOS = tuple(os.environ.get("APPCOUP_BENCH_SCENARIOS", "single-image,pod,service,volume").split(","))
 CLI = "appcoup-benchkubectl"  # the baseline's namespace
 
 
@@ -48,7 +59,7 @@ def _manifest(scenario: str, tags: dict[str, str]) -> str:
     """The same objects the library applies (namespace included), as one List for `kubectl apply -f -`."""
     sc = ac.scenario(scenario)
     p = translate.plan(sc, scenario, CLI, tags=tags, interval=INTERVAL, learner=learner(), annotations={})
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [p.namespace, *p.objects]})
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [p.record, *p.objects]})
 
 
 class _Forward:
@@ -74,7 +85,7 @@ class _Forward:
 
 def _wait_forwarding(fwd: _Forward, url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not _answers(url):
+    while not answers(url):
         if not fwd.alive():
             fwd.start()
         if time.monotonic() > deadline:
@@ -85,7 +96,7 @@ def _wait_forwarding(fwd: _Forward, url: str, timeout: float = 60) -> None:
 def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
     """first_number / recovery / down with kubectl."""
     unit, container = ac.scenario(scenario).entry
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/data"
     fwd: _Forward | None = None
     try:
@@ -125,6 +136,54 @@ def by_hand(scenario: str, tags: dict[str, str]) -> dict[str, float | None]:
     return {"first_number": first, "recovery": rec, "down": down}
 
 
+def _get_ms(url: str) -> float | None:
+    """One GET on a new connection (as a learner's request, or a poll, makes one): milliseconds, None if it failed."""
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            r.read()
+    except OSError:
+        return None
+    return (time.monotonic() - t0) * 1000
+
+
+def forward_latency(rt: ac.Runtime, rows: list[dict], samples: int = 60, every: float = 0.1) -> None:
+    """GET /data through the library's port-forward and through `kubectl port-forward` to the same pod,
+    alternating (``every`` s apart: the course's polling period), so both see the same moments."""
+    app = rt.up("pod", interval=INTERVAL, port=0, progress=False)
+    fwd: subprocess.Popen | None = None
+    try:
+        app.wait_ready(timeout=60, progress=False)
+        part = app.part(app.scenario.entry[0])  # type: ignore[attr-defined]
+        pod = app.pod_of(app.scenario.entry[0])  # type: ignore[attr-defined]
+        port = free_port()
+        fwd = subprocess.Popen([kubectl(), "-n", part.namespace, "port-forward", f"pod/{pod}", f"{port}:8000"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        urls = {"kubernetes": f"{app.url}/data", "kubectl": f"http://127.0.0.1:{port}/data"}
+        deadline = time.monotonic() + 30
+        while not answers(urls["kubectl"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for url in urls.values():  # each path's first connection (kubectl's first stream) is not timed
+            _get_ms(url)
+        got: dict[str, list[float | None]] = {k: [] for k in urls}
+        for i in range(samples):
+            for who in (("kubernetes", "kubectl") if i % 2 == 0 else ("kubectl", "kubernetes")):
+                got[who].append(_get_ms(urls[who]))
+                time.sleep(every)
+    finally:
+        if fwd is not None:
+            fwd.terminate()
+            fwd.wait()
+        app.down()
+    p50 = {who: statistics.median([v for v in vals if v is not None]) if any(v is not None for v in vals) else None
+           for who, vals in got.items()}
+    for who in ("kubernetes", "kubectl"):
+        rows.append({"runtime": who, "scenario": "pod", "metric": "data_p50_ms", "seconds": p50[who]})
+    lib, hand = p50["kubernetes"], p50["kubectl"]
+    rows.append({"runtime": "kubernetes", "scenario": "pod", "metric": "ratio_data_p50",
+                 "seconds": lib / hand if lib and hand else None})
+
+
 def run(rows: list[dict], repeat: int = 3) -> None:
     rt = ac.runtime("kubernetes")
     names = sorted({c.image for s in SCENARIOS for c in ac.scenario(s).containers})
@@ -134,9 +193,10 @@ def run(rows: list[dict], repeat: int = 3) -> None:
         through_library(rt, scenario)  # unmeasured: loads the images into the cluster if needed
         lib, hand = interleaved(lambda s=scenario: through_library(rt, s), lambda s=scenario: by_hand(s, tags), repeat)
         rows += comparison_rows("kubernetes", "kubectl", scenario, lib, hand)
+    forward_latency(rt, rows)
     if os.environ.get("APPCOUP_PEER_KUBECONFIG") or os.environ.get("APPCOUP_PEER_CONTEXT"):
         run_federation(rt, rows, repeat)
-    for scenario in ("single-image", "pod"):
+    for scenario in () if os.environ.get("APPCOUP_BENCH_QUICK") else ("single-image", "pod"):  # quick: no rebuilds
         try:
             r = lessons.rebuild_after_change(rt, scenario, "echo", interval=INTERVAL, progress=False)
         except ac.AppcoupError as e:
@@ -155,15 +215,13 @@ def run_federation(rt: ac.Runtime, rows: list[dict], repeat: int = 3) -> None:
     runs = [through_library(rt, "federation") for _ in range(repeat)]
     for metric in ("first_number", "recovery", "down"):
         rows.append({"runtime": "kubernetes", "scenario": "federation", "metric": metric,
-                     "seconds": _median([r[metric] for r in runs])})
+                     "seconds": median([r[metric] for r in runs])})
 
 
 if __name__ == "__main__":
     os.environ.setdefault("APPCOUP_PROGRESS", "0")
     out: list[dict] = []
     run(out, repeat=int(os.environ.get("APPCOUP_BENCH_REPEAT", "3")))
-    import bench
-
-    print(bench.table(out))
-    for m in bench.check(out):
+    print(table(out))
+    for m in check(out):
         print(f"MISSED TARGET: {m}")

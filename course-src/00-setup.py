@@ -65,6 +65,14 @@
 # > built and the containers are real. On `kubernetes` the pods, volumes and Services are real
 # > objects of your cluster, which you can inspect with `kubectl`.
 #
+# > **Podman instead of Docker?** Point `DOCKER_HOST` at its socket
+# > (`unix:///run/podman/podman.sock` as root, `unix://$XDG_RUNTIME_DIR/podman/podman.sock`
+# > rootless) and the `docker` runtime runs unchanged; `ac.doctor()` says which engine answered.
+# > A rootless Podman cannot publish a port below 1024, so keep `port=0` as these notebooks do.
+# > Podman also has pods of its own (`podman pod create`): an infra container holds the network
+# > namespace and the others join it, which is the pause container the `docker` runtime builds by
+# > hand with `--network container:`, and what Kubernetes does for every pod.
+#
 # The cell below holds the notebook's **parameters**. `runtime="auto"` picks the richest runtime
 # that works on this machine; set it to `"local"`, `"docker"` or `"kubernetes"` to choose.
 
@@ -77,18 +85,72 @@ duration = 5.0     # seconds we watch the application in the demo cells
 import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
-from appcoup_lib.exercises import check_federation_runtimes, solution
+from appcoup_lib.exercises import check_auto_runtime, predict, solution
 from appcoup_lib.paths import images_dir
+from appcoup_lib.runtimes import AUTO_ORDER
 
 # %% [markdown]
-# ## What can run here?
+# ## The six words in one picture
 #
-# `ac.doctor()` checks each runtime. For a runtime that is not usable, it names the **one step**
-# that would make it usable. Nothing here is required: `local` always works.
+# Still nothing runs: this is the `pod` scenario as a Kubernetes **cluster** would run it, drawn
+# from the course's own manifests. Find each word in it: the **pod** (the box `pod app`) holds two
+# **containers**, each started from its own **image** (named under the container's name); both
+# mount one **volume** (`data`, a scratch `emptyDir` that lives and dies with the pod); the bands
+# under the boxes say which namespaces the two share (one network: one `localhost`). The arrow at
+# the top is how you reach echo from outside the cluster (a port-forward here); a **Service**
+# gives a stable name inside it (notebook 04). Each later notebook opens with its own picture, and
+# `app.diagram()` draws the same picture from a running app, live.
+
+# %%
+ac.guide.picture("pod", "kubernetes")
+
+# %% [markdown]
+# ## Try it: what can run here, and what will `auto` pick?
+#
+# Every exercise in this course goes the same way:
+#
+# 1. **Predict**, before anything is measured, and record it: replace the `...` in the
+#    `predict(...)` cell with your guess and run it. (Left at `...`, nothing is recorded; the
+#    notebook still runs.)
+# 2. **Run the experiment**: the cells after it measure what really happens, here and now.
+# 3. **Check**: the check cell compares your prediction with what this run observed, and says
+#    why.
+# 4. The **solution** is folded away under the check, and does not run on "Run All": click the
+#    collapsed cell (or its "⋯") to read it, and run it with `%%solution --run` on its first line
+#    to see it work.
+#
+# **Predict:** `ac.runtime("auto")` picks a runtime for you. Think about this machine: is a Docker
+# engine running here? Is a Kubernetes cluster configured? Which runtime will `auto` pick, and
+# why? Put one name, `"local"`, `"docker"` or `"kubernetes"`, into the cell below and run it.
+#
+# **The experiment** comes next: `ac.doctor()` checks each runtime and, for one that is not
+# usable, names the **one step** that would make it usable (nothing here is required: `local`
+# always works); then we ask `auto` which runtime it picks.
+
+# %%
+predict("00.1", ...)   # your guess: "local", "docker" or "kubernetes"
 
 # %%
 report = ac.doctor()
 report
+
+# %%
+picked = ac.runtime("auto").name
+print(f"runtime('auto') picked {picked}; usable here: {', '.join(report.usable)}")
+
+# %%
+check_auto_runtime(picked, report.usable)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# %%solution
+# Solution: auto takes the first usable runtime in its order (the richest one), so the right
+# prediction is that runtime, read from the doctor's table.
+print("auto's order:", " > ".join(AUTO_ORDER))
+richest = next((r for r in AUTO_ORDER if r in report.usable), "local")
+solution(check_auto_runtime, guess=richest, picked=picked, usable=report.usable)
+
+# %% [markdown]
+# This notebook's own runtime is the `runtime` parameter (`"auto"` unless you changed it):
 
 # %%
 rt = ac.runtime(runtime)
@@ -140,36 +202,6 @@ with ac.runtime_for("pod", rt.name).up("pod", interval=interval, port=0) as app:
 timeline.plot(title="the pod scenario: numbers served over time")
 plt.show()
 print("the first numbers:", first)
-
-# %% [markdown]
-# ## Try it: where can `federation` run?
-#
-# Every exercise in this course goes the same way:
-#
-# 1. **Predict.** Which runtimes can run the `federation` scenario (two clusters joined by an
-#    exposed endpoint)? Why not `local`?
-# 2. **Try** it in the empty cell below: `ac.scenario("federation").runtimes` lists them, and
-#    `ac.runtime("local").up("federation")` fails with an error that says what failed, why, and
-#    what to do. Read it.
-# 3. **Check**: replace the `...` with your answer and run the check cell.
-#
-# The solution is folded away under the check: click the collapsed cell (or its "⋯") to open it.
-
-# %%
-
-
-# %%
-answer = ...   # your answer: a list of runtime names, e.g. ["local", "docker"]
-check_federation_runtimes(answer)
-
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: ask the scenario, and see what local says when asked anyway.
-error = ""
-try:
-    ac.runtime("local").up("federation")
-except ac.AppcoupError as e:
-    error = str(e)
-solution(check_federation_runtimes, answer=ac.scenario("federation").runtimes, local_says=error)
 
 # %% [markdown]
 # Every `with` block above took its app down again. `ac.running()` lists what appcoup runs right

@@ -68,7 +68,8 @@ duration = 5.0     # seconds we watch
 import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
-from appcoup_lib.exercises import check_separate_generator_killed, solution
+from appcoup_lib import experiments
+from appcoup_lib.exercises import check_separate_generator_killed, predict, solution
 
 rt = ac.runtime_for("separate", runtime)
 print(f"runtime: {rt.name}")
@@ -90,6 +91,45 @@ app = rt.up("separate", interval=interval, port=0)
 app.wait_ready()
 print(f"echo serves {app.url}/data")
 app.processes()
+
+# %%
+# What the two runs share, drawn from the running app (live in JupyterLab: a killed program turns red).
+app.diagram()
+
+# %% [markdown]
+# ### What was applied, and the same by hand
+#
+# `app.spec()` is what the runtime really applied for this app: on `kubernetes` the YAML of every
+# object, with this app's image tags, namespace and `INTERVAL`; on `docker` the Dockerfiles of its
+# images and each container's settings as a `docker run` states them; on `local` the supervisord
+# programs and the process tree that stand in for them. `app.commands()` are the `kubectl`,
+# `docker` or shell commands that do the same by hand, for this very app: copy them into a terminal.
+
+# %%
+app.spec()
+
+# %%
+app.commands()
+
+# %% [markdown]
+# **Look at it the way you will at work:** `app.status()` is `kubectl get` / `docker ps`,
+# `app.events()` is `kubectl describe` / `docker events`, `app.logs(...)` is `kubectl logs -c ...` /
+# `docker logs`. Where the real command-line tool is installed, the next cell runs the "get" line of
+# `app.commands()` for real; then the last lines the container serving `/data` printed.
+
+# %%
+import shutil
+import subprocess
+
+cli = {"docker": "docker", "kubernetes": "kubectl"}.get(rt.name)
+if cli and shutil.which(cli):
+    for line in app.commands().matching("(get)")[:1]:
+        print("$", line)
+        print(subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60).stdout)
+else:
+    print(f"({cli + ' is not installed here' if cli else 'no CLI for the ' + rt.name + ' runtime'}: "
+          "app.status(), app.events() and app.logs() show the same)")
+print(app.logs(app.scenario.entry[1])[-300:])
 
 # %% [markdown]
 # **What to look at:** two containers, each with its own program, and nothing above them. The
@@ -142,6 +182,26 @@ for event in app.events():
     print(event)
 
 # %% [markdown]
+# ## The same two runs, with a restart policy
+#
+# Now both runs get `--restart on-failure` (on `local`: supervisord's `autorestart=unexpected`), and
+# echo a health check on `/healthz` (`docker run --health-cmd ...`, what a `HEALTHCHECK` in its
+# image would do). We kill echo once (an exit), then **hang** it: `SIGSTOP` leaves the process alive
+# but answering nothing, and we watch for a few seconds.
+#
+# **What to look at:** the killed echo comes back; the hung one does not, and nothing restarted it.
+# On `docker` its health turns `unhealthy`, and that is all a `HEALTHCHECK` does.
+
+# %%
+policy = experiments.restart_policy(rt, "on-failure", interval=interval, wait=duration + 3)
+hung = policy["hang"]
+print(f"--restart {policy['restart']}: killed echo answered again after {policy['crash_back_after']} s "
+      f"(restarts: {policy['crash_restarts']})")
+print(f"hung echo, watched {hung['waited']:g} s: /data answered again: {hung['data_back']}; "
+      f"restarted: {', '.join(hung['restarted']) or 'nothing'}; "
+      f"health seen: {', '.join(hung['health']) or f'none (nothing checks health on {rt.name})'}")
+
+# %% [markdown]
 # ## Clean up
 #
 # `down()` stops both programs and removes the shared directory. (A `with rt.up(...) as app:` block
@@ -163,33 +223,35 @@ ac.running()
 # ## Try it: kill the generator instead
 #
 # **Predict** first: start `separate` again and kill the **generator**. Does `/data` still
-# answer? Do new numbers still arrive?
+# answer? Do new numbers still arrive? Replace each `...` in the `predict` cell with `True` or
+# `False` and run it **before** the experiment.
 #
-# **Try** it in the empty cell below, for example with
-# `with rt.up("separate", interval=interval, port=0) as trial:`, then `trial.wait_ready()`,
-# `trial.kill("generator")`, and `len(trial.data())` twice a few seconds apart
-# (`ac.watch(trial, 2)` waits and watches). `trial.status()["generator"]` tells you who runs.
-#
-# **Check** your answer in the cell after it; the solution is folded away below that.
+# **The experiment** (the cell after it) starts `separate`, kills the generator, and counts the
+# numbers twice, a few intervals apart. **Check** then compares your prediction with what it
+# observed; the solution is folded away below that.
 
 # %%
-
+predict("01.1", {"data_answers": ..., "new_numbers": ...})   # True or False each
 
 # %%
-data_answers = ...   # True or False: does /data still answer once the generator is dead?
-new_numbers = ...    # True or False: do new numbers still arrive?
-check_separate_generator_killed(data_answers, new_numbers)
-
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: kill the generator, then count the numbers twice.
 with rt.up("separate", interval=interval, port=0) as trial:
     trial.wait_ready()
     trial.kill("generator")
     before = len(trial.data())
     ac.watch(trial, 5 * interval)
-    result = solution(check_separate_generator_killed, data_answers=trial.answers(),
-                      new_numbers=len(trial.data()) > before)
-result
+    data_answers, new_numbers = trial.answers(), len(trial.data()) > before
+    print("generator:", trial.status()["generator"])
+print(f"/data answers: {data_answers}; new numbers arrived: {new_numbers}")
+
+# %%
+check_separate_generator_killed(data_answers, new_numbers)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# %%solution
+# Solution: echo still serves the file it reads, so /data answers; nothing restarts the killed
+# generator, so no new numbers arrive.
+solution(check_separate_generator_killed, guess={"data_answers": True, "new_numbers": False},
+         data_answers=data_answers, new_numbers=new_numbers)
 
 # %% [markdown]
 # ## Play with it

@@ -32,8 +32,8 @@ duration = 6.0     # seconds we watch
 import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
-from appcoup_lib import lessons, reference
-from appcoup_lib.exercises import check_single_image_generator_killed, solution
+from appcoup_lib import experiments, lessons, reference
+from appcoup_lib.exercises import check_single_image_generator_killed, predict, solution
 from appcoup_lib.paths import images_dir
 
 rt = ac.runtime_for("single-image", runtime)
@@ -60,6 +60,45 @@ print((images_dir() / "combined" / "app.sh").read_text())
 app = rt.up("single-image", interval=interval, port=0)
 app.wait_ready()
 app.processes()
+
+# %%
+# What the two programs share in one container, drawn from the running app (live in JupyterLab).
+app.diagram()
+
+# %% [markdown]
+# ### What was applied, and the same by hand
+#
+# `app.spec()` is what the runtime really applied for this app: on `kubernetes` the YAML of every
+# object, with this app's image tags, namespace and `INTERVAL`; on `docker` the Dockerfiles of its
+# images and each container's settings as a `docker run` states them; on `local` the supervisord
+# programs and the process tree that stand in for them. `app.commands()` are the `kubectl`,
+# `docker` or shell commands that do the same by hand, for this very app: copy them into a terminal.
+
+# %%
+app.spec()
+
+# %%
+app.commands()
+
+# %% [markdown]
+# **Look at it the way you will at work:** `app.status()` is `kubectl get` / `docker ps`,
+# `app.events()` is `kubectl describe` / `docker events`, `app.logs(...)` is `kubectl logs -c ...` /
+# `docker logs`. Where the real command-line tool is installed, the next cell runs the "get" line of
+# `app.commands()` for real; then the last lines the container serving `/data` printed.
+
+# %%
+import shutil
+import subprocess
+
+cli = {"docker": "docker", "kubernetes": "kubectl"}.get(rt.name)
+if cli and shutil.which(cli):
+    for line in app.commands().matching("(get)")[:1]:
+        print("$", line)
+        print(subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60).stdout)
+else:
+    print(f"({cli + ' is not installed here' if cli else 'no CLI for the ' + rt.name + ' runtime'}: "
+          "app.status(), app.events() and app.logs() show the same)")
+print(app.logs(app.scenario.entry[1])[-300:])
 
 # %% [markdown]
 # ## Disadvantage: health is only visible per container
@@ -156,6 +195,25 @@ for e in events:
     print(e)
 
 # %% [markdown]
+# ### A restarting supervisor
+#
+# `app-restart.sh` is a restarting supervisor of the second kind, a few lines of `sh` instead of
+# supervisord or s6: one loop per program starts it again whenever it exits.
+
+# %%
+print((images_dir() / "combined" / "app-restart.sh").read_text())
+
+# %% [markdown]
+# **What to look at:** echo is back, and the runtime saw nothing: one container, zero restarts; the
+# restart is only a line in the supervisor's output, mixed into the one log of both programs.
+
+# %%
+restarting = experiments.supervised(rt, "restarting", interval=interval)
+print(f"killed echo answered again after {restarting['back_after']} s")
+print(f"what {rt.name} sees: containers {restarting['containers']}, restarts {restarting['container_restarts']}")
+print("the supervisor's own word, in the container's one log:", *restarting["supervisor_says"])
+
+# %% [markdown]
 # ## Disadvantage: signals, and the time a stop takes
 #
 # When Docker or Kubernetes stops a container, it sends SIGTERM to the container's main process,
@@ -170,7 +228,7 @@ for e in events:
 # Without either here, you see the figures `make bench` measured on a machine that had one.
 
 # %%
-if "stop" in rt.app_abilities:
+if rt.can("stop"):
     stops = {s: lessons.stop_time(s, rt) for s in ("naive", "init")}
     source = f"measured here, on {rt.name}"
 else:
@@ -193,7 +251,7 @@ print({k: round(v, 2) for k, v in stops.items()})
 # with one image per program.
 
 # %%
-if "replace" in rt.app_abilities:
+if rt.can("replace"):
     change = lessons.rebuild_after_change(rt, "single-image", program="echo", interval=interval)
     for key, value in change.items():
         print(f"{key:<22} {value}")
@@ -222,30 +280,34 @@ else:
 # (not echo). How many restarts does the container report a few seconds later? Does `/data`
 # answer again?
 #
-# **Try** it in the empty cell below: `with rt.up("single-image", supervisor="init",
-# interval=interval, port=0) as trial:`, `trial.wait_ready()`, `trial.kill("generator")`,
-# `ac.watch(trial, 2)`, then `trial.status()["app"]["restarts"]` and `trial.answers()`.
+# Record your prediction in the `predict` cell (replace each `...`) **before** the experiment.
 #
-# **Check** your answer in the cell after it; the solution is folded away below that.
+# **The experiment** (the cell after it) starts `single-image` with `supervisor="init"`, kills
+# the generator, waits (up to a minute) for the container to be restarted, and reads the
+# container's restarts and whether `/data` answers. **Check** compares your prediction with what
+# it observed; the solution is folded away below that.
 
 # %%
-
+predict("02.1", {"restarts": ..., "data_answers": ...})   # a number, and True or False
 
 # %%
-restarts = ...       # a number: the container's restarts after one kill of the generator
-data_answers = ...   # True or False: does /data answer again?
-check_single_image_generator_killed(restarts, data_answers)
-
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: kill the generator, wait until the container was restarted, then look.
 with rt.up("single-image", supervisor="init", interval=interval, port=0) as trial:
     trial.wait_ready()
     trial.kill("generator")
     trial.wait_until(lambda: trial.status()["app"]["restarts"] >= 1, timeout=60, what="the container to restart")
     trial.wait_ready()
-    result = solution(check_single_image_generator_killed, restarts=trial.status()["app"]["restarts"],
-                      data_answers=trial.answers())
-result
+    restarts, data_answers = trial.status()["app"]["restarts"], trial.answers()
+print(f"the container's restarts: {restarts}; /data answers: {data_answers}")
+
+# %%
+check_single_image_generator_killed(restarts, data_answers)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# %%solution
+# Solution: the forwarding supervisor exits when the generator dies, so the runtime restarts the
+# whole container (one restart, echo's too), and /data answers again once both are back.
+solution(check_single_image_generator_killed, guess={"restarts": 1, "data_answers": True},
+         restarts=restarts, data_answers=data_answers)
 
 # %% [markdown]
 # ## Play with it

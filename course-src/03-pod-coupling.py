@@ -43,8 +43,8 @@ duration = 6.0     # seconds we watch
 import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
-from appcoup_lib import crashes, lessons, reference
-from appcoup_lib.exercises import check_pod_generator_killed, solution
+from appcoup_lib import crashes, experiments, lessons, reference
+from appcoup_lib.exercises import check_pod_generator_killed, predict, solution
 from appcoup_lib.measure import recovery
 
 rt = ac.runtime_for("pod", runtime)
@@ -60,6 +60,45 @@ print(f"runtime: {rt.name}")
 app = rt.up("pod", interval=interval, port=0)
 app.wait_ready()
 app.processes()
+
+# %%
+# What the two containers of the pod share, drawn from the running app (live in JupyterLab).
+app.diagram()
+
+# %% [markdown]
+# ### What was applied, and the same by hand
+#
+# `app.spec()` is what the runtime really applied for this app: on `kubernetes` the YAML of every
+# object, with this app's image tags, namespace and `INTERVAL`; on `docker` the Dockerfiles of its
+# images and each container's settings as a `docker run` states them; on `local` the supervisord
+# programs and the process tree that stand in for them. `app.commands()` are the `kubectl`,
+# `docker` or shell commands that do the same by hand, for this very app: copy them into a terminal.
+
+# %%
+app.spec()
+
+# %%
+app.commands()
+
+# %% [markdown]
+# **Look at it the way you will at work:** `app.status()` is `kubectl get` / `docker ps`,
+# `app.events()` is `kubectl describe` / `docker events`, `app.logs(...)` is `kubectl logs -c ...` /
+# `docker logs`. Where the real command-line tool is installed, the next cell runs the "get" line of
+# `app.commands()` for real; then the last lines the container serving `/data` printed.
+
+# %%
+import shutil
+import subprocess
+
+cli = {"docker": "docker", "kubernetes": "kubectl"}.get(rt.name)
+if cli and shutil.which(cli):
+    for line in app.commands().matching("(get)")[:1]:
+        print("$", line)
+        print(subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60).stdout)
+else:
+    print(f"({cli + ' is not installed here' if cli else 'no CLI for the ' + rt.name + ' runtime'}: "
+          "app.status(), app.events() and app.logs() show the same)")
+print(app.logs(app.scenario.entry[1])[-300:])
 
 # %%
 app.status()
@@ -125,9 +164,39 @@ for event in app.events():
 # > kubelet can be configured otherwise); while it waits, the container shows `CrashLoopBackOff`.
 # > So on a cluster a kill after a quiet while is repaired quickly (the crash table below measures it),
 # > but kill echo four times in a row and the later red bands last tens of seconds.
+#
+# Measured on a fresh pod: echo killed again and again, each time once it has answered for a
+# moment (on `kubernetes` three kills, unless `duration` is 10 or more: the fourth waits about 40 s).
 
 # %%
 app.down()
+kills = 4 if rt.name != "kubernetes" or duration >= 10 else 3
+with rt.up("pod", interval=interval, port=0) as trial:
+    backoff = experiments.backoff(trial, "echo", kills=kills)
+backoff.plot()
+plt.show()
+backoff.table()
+
+# %% [markdown]
+# ## A hang is not an exit
+#
+# A restart policy reacts to an **exit**. A program can also **hang**: alive, holding its port,
+# answering nothing. We stop echo with `SIGSTOP` and watch. Only a **liveness probe** notices: the
+# pod's manifest gives echo one on `/healthz` (every 5 s, 3 failures in a row), and the kubelet
+# then restarts echo alone. In `single-image` there is no per-program probe (and this one has none
+# at all), so nothing notices. On `local` supervisord watches only for exits, and Docker has no
+# liveness probes (a `HEALTHCHECK` only reports, notebook 01).
+#
+# **What to look at:** `restarted` and whether `/data` answered again, for the pod and for the
+# single image.
+
+# %%
+for label, scenario in (("pod", "pod"), ("single image", "single-image")):
+    with rt.up(scenario, interval=interval, port=0) as trial:
+        h = experiments.hang(trial, "echo", wait=30 if rt.name == "kubernetes" and scenario == "pod" else duration)
+    print(f"{label:<13} watched {h['waited']:g} s: /data answered again: {h['data_back']}"
+          + (f" (after {h['back_after']} s)" if h["data_back"] else "")
+          + f"; restarted: {', '.join(h['restarted']) or 'nothing'}")
 
 # %% [markdown]
 # ## Measured: the same crash, in a pod and in one image
@@ -197,7 +266,7 @@ print({k: round(v, 2) for k, v in dark.items()})
 # > what is measured here.
 
 # %%
-if "replace" in rt.app_abilities:  # Docker replaces the container; Kubernetes changes a pod's image in place
+if rt.can("replace"):  # Docker replaces the container; Kubernetes changes a pod's image in place
     for scenario in ("single-image", "pod"):
         change = lessons.rebuild_after_change(rt, scenario, program="echo", interval=interval)
         print(scenario, {k: (round(v, 2) if isinstance(v, float) else v) for k, v in change.items()})
@@ -222,34 +291,51 @@ else:
 # scale together, and must fit on one node. Notebooks 04 and 05 loosen the coupling further,
 # with a Service and with a persistent volume.
 #
+# **Measured** on `kubernetes`: the same new echo image, once patched into the bare Pod and once
+# set on a one-replica Deployment of the same pod.
+
+# %%
+if rt.name == "kubernetes" and rt.can("replace"):
+    redeploy = experiments.pod_vs_deployment(rt, "echo", interval=interval)
+elif rt.name == "kubernetes":
+    redeploy = "(no Docker engine beside this cluster to build the new echo image: not measured here)"
+else:
+    redeploy = f"(only a cluster has bare Pods and Deployments; on {rt.name} echo is replaced alone, above)"
+redeploy
+
+# %% [markdown]
 # ## Try it: kill the generator in a pod
 #
 # **Predict** first: start the pod again and kill the **generator**. Which container restarts,
 # and does echo notice?
 #
-# **Try** it in the empty cell below: `with rt.up("pod", interval=interval, port=0) as trial:`,
-# `trial.wait_ready()`, `trial.kill("generator")`, wait a moment (`ac.watch(trial, 2)`), then
-# look at `trial.status()`.
+# Record the restarts you expect for each container in the `predict` cell, **before** the
+# experiment.
 #
-# **Check**: answer with the restarts of each container, like `{"generator": 5, "echo": 7}`.
+# **The experiment** (the cell after it) starts the pod, kills the generator once, waits for its
+# restart and reads both containers' restarts. **Check** compares your prediction with what it
+# observed; the solution is folded away below that.
 
 # %%
-
+predict("03.1", {"generator": ..., "echo": ...})   # the restarts of each, after one kill of the generator
 
 # %%
-restarts = ...   # {"generator": ..., "echo": ...}: restarts after one kill of the generator
-check_pod_generator_killed(restarts)
-
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: kill the generator once, wait for its restart, read both counts.
 with rt.up("pod", interval=interval, port=0) as trial:
     trial.wait_ready()
     ac.watch(trial, 1.5)
     trial.kill("generator")
     trial.wait_until(lambda: trial.status()["generator"]["restarts"] >= 1, timeout=60,
                      what="the generator to restart")
-    restarts_seen = {name: st["restarts"] for name, st in trial.status().items()}
-solution(check_pod_generator_killed, restarts=restarts_seen)
+    restarts = {name: st["restarts"] for name, st in trial.status().items()}
+print("restarts:", restarts)
+
+# %%
+check_pod_generator_killed(restarts)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# %%solution
+# Solution: each container of a pod restarts on its own: the generator once, echo not at all.
+solution(check_pod_generator_killed, guess={"generator": 1, "echo": 0}, restarts=restarts)
 
 # %% [markdown]
 # ## Play with it

@@ -44,6 +44,7 @@ import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
 from appcoup_lib import loose
+from appcoup_lib.exercises import check_service_generator_recreated, predict, solution
 
 rt = ac.runtime_for("service", runtime)
 print(f"runtime: {rt.name}")
@@ -60,6 +61,45 @@ print(f"runtime: {rt.name}")
 app = rt.up("service", interval=interval, port=0)
 app.wait_ready()
 app.status()
+
+# %%
+# Two units that share no namespace, only a name: drawn from the running app (live in JupyterLab).
+app.diagram()
+
+# %% [markdown]
+# ### What was applied, and the same by hand
+#
+# `app.spec()` is what the runtime really applied for this app: on `kubernetes` the YAML of every
+# object, with this app's image tags, namespace and `INTERVAL`; on `docker` the Dockerfiles of its
+# images and each container's settings as a `docker run` states them; on `local` the supervisord
+# programs and the process tree that stand in for them. `app.commands()` are the `kubectl`,
+# `docker` or shell commands that do the same by hand, for this very app: copy them into a terminal.
+
+# %%
+app.spec()
+
+# %%
+app.commands()
+
+# %% [markdown]
+# **Look at it the way you will at work:** `app.status()` is `kubectl get` / `docker ps`,
+# `app.events()` is `kubectl describe` / `docker events`, `app.logs(...)` is `kubectl logs -c ...` /
+# `docker logs`. Where the real command-line tool is installed, the next cell runs the "get" line of
+# `app.commands()` for real; then the last lines the container serving `/data` printed.
+
+# %%
+import shutil
+import subprocess
+
+cli = {"docker": "docker", "kubernetes": "kubectl"}.get(rt.name)
+if cli and shutil.which(cli):
+    for line in app.commands().matching("(get)")[:1]:
+        print("$", line)
+        print(subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60).stdout)
+else:
+    print(f"({cli + ' is not installed here' if cli else 'no CLI for the ' + rt.name + ' runtime'}: "
+          "app.status(), app.events() and app.logs() show the same)")
+print(app.logs(app.scenario.entry[1])[-300:])
 
 # %%
 try:
@@ -99,9 +139,29 @@ except ac.AppcoupError as e:
 # generator and the adapter are in `untouched`: their process (or container) is the same one.
 
 # %%
-alone = app.rollout("echo")
-{k: alone[k] for k in ("strategy", "requests", "failed_requests", "seconds", "build_seconds",
-                       "replaced", "untouched", "generator_restarts")}
+# A rollout builds the changed image on this machine: a learner's server on a shared cluster
+# (images preloaded on the nodes, no Docker engine beside it) cannot, and says so.
+upgrades = app.can("rollout")
+if upgrades:
+    alone = app.rollout("echo")
+    print({k: alone[k] for k in ("strategy", "requests", "failed_requests", "seconds", "build_seconds",
+                                 "replaced", "untouched", "generator_restarts")})
+else:
+    print(f"No rollout here: the {rt.name} runtime has no Docker engine beside it to build the changed echo. "
+          "`make bench` on a machine with one records these figures (notebooks/reference/).")
+
+# %% [markdown]
+# Now the other strategy, still with **one** copy: `rollout(..., strategy="recreate")` or
+# `strategy="rolling"` (on `local` and `docker` a rolling update first puts a front before the one
+# copy, so that a second copy can join behind it; on `kubernetes` the Deployment's `spec.strategy`
+# is patched before the new image is set).
+
+# %%
+if upgrades:
+    other = "rolling" if alone["strategy"].startswith("recreate") else "recreate"
+    contrast = app.rollout("echo", strategy=other)
+    for r in (alone, contrast):
+        print(f"1 copy, {r['strategy']:<36} {r['failed_requests']:>4} of {r['requests']} requests failed")
 
 # %% [markdown]
 # ## Independent scaling
@@ -143,16 +203,17 @@ shared.table()
 # both were rolling updates, so both can be 0).
 
 # %%
-rolled = app.rollout("echo")
-plt.figure(figsize=(6, 2.2))
-labels = [f"1 copy, {alone['strategy']}", f"{rolled['replicas']} copies, {rolled['strategy']}"]
-plt.barh(labels, [alone["failed_requests"], rolled["failed_requests"]], color=["tab:red", "tab:green"])
-for i, r in enumerate((alone, rolled)):
-    plt.annotate(f"{r['failed_requests']} of {r['requests']} failed, generator restarts: "
-                 f"{r['generator_restarts']}", (0, i), xytext=(4, 0), textcoords="offset points", va="center")
-plt.xlabel("failed GET /data during the upgrade")
-plt.title("upgrading echo alone")
-plt.show()
+if upgrades:
+    rolled = app.rollout("echo", strategy="rolling")
+    plt.figure(figsize=(6, 2.2))
+    labels = [f"1 copy, {alone['strategy']}", f"{rolled['replicas']} copies, {rolled['strategy']}"]
+    plt.barh(labels, [alone["failed_requests"], rolled["failed_requests"]], color=["tab:red", "tab:green"])
+    for i, r in enumerate((alone, rolled)):
+        plt.annotate(f"{r['failed_requests']} of {r['requests']} failed, generator restarts: "
+                     f"{r['generator_restarts']}", (0, i), xytext=(4, 0), textcoords="offset points", va="center")
+    plt.xlabel("failed GET /data during the upgrade")
+    plt.title("upgrading echo alone")
+    plt.show()
 print({name: st["restarts"] for name, st in app.status().items()}, "restarts now")
 
 # %%
@@ -230,19 +291,14 @@ for label, xs in measured.items():
 # again (`app.recreate("generator")`), while echo's unit is left alone. Does echo still serve the
 # old numbers afterwards? (Think of where the data file lives in this scenario.)
 #
-# **Try** it in the empty cell. **Check:** `True` or `False`.
+# Record `True` or `False` in the `predict` cell **before** the experiment. **The experiment**
+# (the cell after it) starts `service`, notes the numbers, recreates the generator's unit only,
+# and compares; **check** compares your prediction with what it observed.
 
 # %%
-
+predict("04.1", ...)   # True or False: are the old numbers still served afterwards?
 
 # %%
-from appcoup_lib.exercises import check_service_generator_recreated
-
-answer = ...   # True or False
-check_service_generator_recreated(answer)
-
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: the service scenario keeps its data in a scratch volume beside the generator.
 with rt.up("service", interval=interval, port=0) as svc:
     svc.wait_ready()
     ac.watch(svc, 1.0)
@@ -250,5 +306,29 @@ with rt.up("service", interval=interval, port=0) as svc:
     svc.recreate("generator")
     svc.wait_ready()
     new = svc.data()
-    print("old first numbers:", old[:3], " new:", new[:3])
-check_service_generator_recreated(new[: len(old)] == old)
+kept = new[: len(old)] == old
+print("old first numbers:", old[:3], " new:", new[:3], " the old numbers still served:", kept)
+
+# %%
+check_service_generator_recreated(kept)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# %%solution
+# Solution: the service scenario keeps its data in a scratch volume beside the generator, in the
+# generator's unit: recreate that unit and the data goes with it.
+solution(check_service_generator_recreated, guess=False, kept=kept)
+
+# %% [markdown]
+# ## Play with it
+#
+# The `service` scenario with its **dashboard**: two units, three containers. Press **kill echo**:
+# only echo's restart count moves, and the generator's side never hears of it. Press **kill
+# generator**: the generator's own unit restarts it, and echo keeps relaying whatever the adapter
+# serves. Where the runtime can, **scale** echo and **upgrade** it, as measured above; otherwise
+# hover over the buttons to read why not. Press **down** when you are done.
+
+# %%
+# The playground has a name of its own: it can stay up while you go on to the next notebook.
+app = rt.up("service", interval=interval, port=0, name=ac.default_name("play-04"))
+app.wait_ready()
+app.dashboard()

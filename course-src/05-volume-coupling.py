@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
 from appcoup_lib import loose
+from appcoup_lib.exercises import check_volume_replicas_share, predict, solution
 
 rt = ac.runtime_for("volume", runtime)
 print(f"runtime: {rt.name}")
@@ -75,6 +76,45 @@ if not manifests.is_dir():
 app = rt.up("volume", interval=interval, port=0)
 app.wait_ready()
 app.volumes()
+
+# %%
+# Two units, one persistent volume between them: drawn from the running app (live in JupyterLab).
+app.diagram()
+
+# %% [markdown]
+# ### What was applied, and the same by hand
+#
+# `app.spec()` is what the runtime really applied for this app: on `kubernetes` the YAML of every
+# object, with this app's image tags, namespace and `INTERVAL`; on `docker` the Dockerfiles of its
+# images and each container's settings as a `docker run` states them; on `local` the supervisord
+# programs and the process tree that stand in for them. `app.commands()` are the `kubectl`,
+# `docker` or shell commands that do the same by hand, for this very app: copy them into a terminal.
+
+# %%
+app.spec()
+
+# %%
+app.commands()
+
+# %% [markdown]
+# **Look at it the way you will at work:** `app.status()` is `kubectl get` / `docker ps`,
+# `app.events()` is `kubectl describe` / `docker events`, `app.logs(...)` is `kubectl logs -c ...` /
+# `docker logs`. Where the real command-line tool is installed, the next cell runs the "get" line of
+# `app.commands()` for real; then the last lines the container serving `/data` printed.
+
+# %%
+import shutil
+import subprocess
+
+cli = {"docker": "docker", "kubernetes": "kubectl"}.get(rt.name)
+if cli and shutil.which(cli):
+    for line in app.commands().matching("(get)")[:1]:
+        print("$", line)
+        print(subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60).stdout)
+else:
+    print(f"({cli + ' is not installed here' if cli else 'no CLI for the ' + rt.name + ' runtime'}: "
+          "app.status(), app.events() and app.logs() show the same)")
+print(app.logs(app.scenario.entry[1])[-300:])
 
 # %% [markdown]
 # ## The data outlives both units
@@ -183,23 +223,41 @@ if moved:
 # volume the one generator writes to. Do both copies serve the same numbers? (Compare notebook
 # 04, where a copy of a *pod* was a copy of the generator too.)
 #
-# **Try:** `rt.up("volume", ...)`, `app.scale("echo", 2)`, `loose.spread(app).same_numbers`, in
-# the empty cell. **Check:** put `True` or `False` in `answer`.
+# Record `True` or `False` in the `predict` cell **before** the experiment. **The experiment**
+# (the cell after it) starts `volume`, scales echo to 2 and asks `/data` a few times, noting
+# which copy answered each request; **check** compares your prediction with what it observed.
 
 # %%
-
+predict("05.1", ...)   # True or False: do both copies serve the same numbers?
 
 # %%
-from appcoup_lib.exercises import check_volume_replicas_share
-
-answer = ...   # True or False
-check_volume_replicas_share(answer)
-
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: two copies of echo on one volume, one generator.
 with rt.up("volume", interval=interval, port=0) as vol:
     vol.wait_ready()
     vol.scale("echo", 2)
     seen = loose.spread(vol, 10)
-    print(seen.table())
-check_volume_replicas_share(seen.same_numbers)
+same_numbers = seen.same_numbers
+print(f"answers from {len(seen.replicas)} copies, the same numbers everywhere: {same_numbers}")
+seen.table()
+
+# %%
+check_volume_replicas_share(same_numbers)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# %%solution
+# Solution: two copies of echo mount one volume, written by one generator: the same numbers.
+solution(check_volume_replicas_share, guess=True, same_numbers=same_numbers)
+
+# %% [markdown]
+# ## Play with it
+#
+# The `volume` scenario with its **dashboard**: two units that share only the volume. Press
+# **kill generator** and then **kill echo**: each restarts in its own unit, and the numbers carry
+# on from where they were, because the file lives on the volume, not in either unit. Where the
+# runtime can, **scale** echo (every copy mounts the one volume) and **upgrade** it; otherwise
+# hover over the buttons to read why not. Press **down** when you are done.
+
+# %%
+# The playground has a name of its own: it can stay up while you go on to the next notebook.
+app = rt.up("volume", interval=interval, port=0, name=ac.default_name("play-05"))
+app.wait_ready()
+app.dashboard()

@@ -67,6 +67,7 @@ import matplotlib.pyplot as plt
 
 import appcoup_lib as ac
 from appcoup_lib import loose
+from appcoup_lib.exercises import check_echo_killed_loose, predict, solution
 from appcoup_lib.runtimes import availability
 
 if peer:  # the kubernetes runtime reads the second cluster's name from here
@@ -74,6 +75,19 @@ if peer:  # the kubernetes runtime reads the second cluster's name from here
 
 rt = ac.runtime_for("service", runtime)
 print(f"runtime: {rt.name}")
+
+# %% [markdown]
+# ## The picture: two clusters, one endpoint between them
+#
+# What `federation` builds, drawn from the course's manifests before anything runs (so you see it
+# even without two clusters): cluster A holds the generator's pod (generator and adapter, sharing
+# a scratch volume and their namespaces), cluster B holds echo's, and the only thing between them
+# is a Service `adapter` in cluster B with no selector, whose EndpointSlice holds the address of
+# cluster A's NodePort, written in by hand. Echo shares no namespace and no volume with the other
+# two.
+
+# %%
+ac.guide.picture("federation", "kubernetes")
 
 # %% [markdown]
 # ## What this machine has
@@ -173,26 +187,44 @@ if fed_timeline is not None:
 # **Predict:** in the federated app, kill **echo** (in cluster B) instead of the generator. Which
 # cluster restarts something, and does cluster A notice at all?
 #
-# **Try** it with two clusters: `fed.kill("echo")`, then `fed.status()` and `fed.events()`. With
-# one cluster, do the same on the `service` scenario (same units, one place).
-# **Check:** the restarts of each container afterwards, as a dict `{"generator": ..., "adapter": ..., "echo": ...}`.
+# Record the restarts you expect for each of the three containers in the `predict` cell,
+# **before** the experiment. **The experiment** (the cell after it) kills echo once in the
+# federated app (with one cluster, or none, in the `service` scenario: the same units, in one
+# place), waits until `/data` answers again and reads every container's restarts; **check**
+# compares your prediction with what it observed.
 
 # %%
-
+predict("06.1", {"generator": ..., "adapter": ..., "echo": ...})   # the restarts of each, after one kill of echo
 
 # %%
-from appcoup_lib.exercises import check_echo_killed_loose
+with rt.up("federation" if federated else "service", interval=interval, port=0) as trial:
+    trial.wait_ready(timeout=120)
+    trial.kill("echo")
+    trial.wait_until(trial.answers, 60, "echo to answer again")
+    trial.wait_until(lambda: trial.status()["echo"]["restarts"] >= 1, 30, "echo's restart to show")
+    restarts = {name: st["restarts"] for name, st in trial.status().items()}
+print(f"{trial.scenario.name}: restarts {restarts}")
 
-answer = ...   # e.g. {"generator": 0, "adapter": 0, "echo": 0}
-check_echo_killed_loose(answer)
+# %%
+check_echo_killed_loose(restarts)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution: kill echo, wait until /data answers again, read the restarts.
-with rt.up("federation" if federated else "service", interval=interval, port=0) as app:
-    app.wait_ready(timeout=120)
-    app.kill("echo")
-    app.wait_until(app.answers, 60, "echo to answer again")
-    app.wait_until(lambda: app.status()["echo"]["restarts"] >= 1, 30, "echo's restart to show")
-    restarts = {name: st["restarts"] for name, st in app.status().items()}
-print(restarts)
-check_echo_killed_loose(restarts)
+# %%solution
+# Solution: only echo restarts, in its own unit (its own cluster); nothing on the generator's side
+# depends on echo, so nothing there restarts.
+solution(check_echo_killed_loose, guess={"generator": 0, "adapter": 0, "echo": 1}, restarts=restarts)
+
+# %% [markdown]
+# ## Play with it
+#
+# The federated app with its **dashboard** (with fewer than two clusters, the `service` baseline
+# instead: the same three containers in one place). Press **kill generator**: cluster A restarts
+# it, and echo in cluster B keeps answering with the numbers the adapter serves. Press **kill
+# echo**: cluster B restarts it, and cluster A never notices. Press **down** when you are done:
+# it removes the app from both clusters.
+
+# %%
+# The playground has a name of its own: it can stay up while you go on to the next notebook.
+app = rt.up("federation" if federated else "service", interval=interval, port=0, name=ac.default_name("play-06"))
+app.wait_ready(timeout=120)
+app.dashboard()

@@ -47,12 +47,35 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 import appcoup_lib as ac
-from appcoup_lib import loose
+from appcoup_lib import guide, loose
+from appcoup_lib.exercises import check_loose_scenarios, predict, solution
 
 rt = ac.runtime(runtime)
 print(f"runtime: {rt.name}")
 scenarios = [s.name for s in ac.SCENARIOS.values() if rt.name in s.runtimes]
 print("scenarios it runs:", ", ".join(scenarios))
+
+# %% [markdown]
+# ## Every coupling, side by side
+#
+# What each scenario shares on this runtime, drawn from the spec before anything runs: two
+# separate runs, one container holding both programs, a pod, a Service, a volume (and, on
+# `kubernetes`, two clusters). Scroll sideways to see them all; the bands under each picture say
+# which namespaces its programs share.
+
+# %%
+guide.pictures(scenarios, rt.name)
+
+# %% [markdown]
+# ## Try it: predict before you measure
+#
+# **Predict:** in which scenarios will upgrading echo leave the generator alone (0 restarts of the
+# generator) *and* 2 replicas serve the same numbers? Use the pictures above and what notebooks
+# 02 to 05 measured. Put a list of scenario names into the `predict` cell and run it **before** the
+# scorecard below measures them.
+
+# %%
+predict("07.1", ...)   # a list of scenario names, from the pictures above
 
 # %% [markdown]
 # ## The scorecard
@@ -71,7 +94,8 @@ plt.show()
 # %% [markdown]
 # ## What to look at, and a decision guide
 #
-# Four questions decide most cases. Each answer below quotes this run's numbers.
+# Four questions decide most cases. Each answer below quotes this run's numbers
+# (`guide.decision_guide` words them; it reads the table above and measures nothing).
 #
 # * **Ownership and release cadence**: are the two programs released by different people, at
 #   different times? Then upgrading one must not restart the other, and should not fail requests.
@@ -82,80 +106,39 @@ plt.show()
 #   producers? Only a loose coupling gives the former.
 
 # %%
-rows = {r["scenario"]: r for r in card}
-
-
-def num(scenario, column):
-    value = rows.get(scenario, {}).get(column)
-    return value if isinstance(value, (int, float)) else None
-
-
-def show(value, unit=""):
-    return "n/a" if value is None else f"{value}{unit}"
-
-
-def best(column, *, low=True):
-    got = [(num(s, column), s) for s in rows if num(s, column) is not None]
-    return (min(got) if low else max(got))[1] if got else None
-
-
-lines = []
-restarting = [s for s in rows if num(s, "generator restarts on upgrade")]
-calm = [s for s in rows if num(s, "generator restarts on upgrade") == 0]
-if restarting:
-    lines.append(f"Ownership: upgrading echo restarted the generator in {', '.join(restarting)}; it did not in "
-                 f"{', '.join(calm) or 'none'}. Two teams with two release cadences want the latter.")
-zero_failures = [s for s in rows if num(s, "upgrade failures (2 replicas)") == 0]
-if zero_failures:
-    lines.append("Release cadence: with 2 replicas and a rolling update, upgrading echo failed 0 requests in "
-                 f"{', '.join(zero_failures)} (with 1 replica: "
-                 + ", ".join(f"{s} {show(num(s, 'upgrade failures (1 replica)'))}" for s in zero_failures) + ").")
-if "pod" in rows and "service" in rows:
-    lines.append(f"Colocation: first number {show(num('pod', 'first number (s)'), ' s')} in a pod against "
-                 f"{show(num('service', 'first number (s)'), ' s')} through a Service; recovery after echo's crash "
-                 f"{show(rows['pod'].get('recovery (s)'), ' s')} against {show(rows['service'].get('recovery (s)'), ' s')}.")
-if num("volume", "throughput (MB/s)") and num("service", "throughput (MB/s)"):
-    ratio = num("volume", "throughput (MB/s)") / num("service", "throughput (MB/s)")
-    lines.append(f"Data volume: bulk data moved at {num('volume', 'throughput (MB/s)')} MB/s through the volume and "
-                 f"{num('service', 'throughput (MB/s)')} MB/s through the adapter ({ratio:.1f}x).")
-same = [s for s in rows if rows[s].get("2 replicas serve") == "the same numbers"]
-own = [s for s in rows if rows[s].get("2 replicas serve") == "different numbers"]
-if same or own:
-    lines.append(f"Scaling: 2 replicas served the same numbers in {', '.join(same) or 'none'}, and each its own "
-                 f"in {', '.join(own) or 'none'} (a copy of those is a copy of the generator too).")
-never = [s for s in rows if str(rows[s].get("recovery (s)")).startswith("not within")]
-if never:
-    lines.append(f"Recovery: after echo crashed, /data did not answer again within {recovery_timeout:g} s in "
-                 f"{', '.join(never)} (either nothing restarts echo there, see notebooks 01 and 02, or the "
-                 "runtime waited longer before restarting it, see CrashLoopBackOff in notebook 03).")
-fastest = best("first number (s)")
-if fastest:
-    lines.append(f"Fastest to a first number here: {fastest} ({show(num(fastest, 'first number (s)'), ' s')}).")
-print("\n\n".join(f"- {line}" for line in lines))
+guide.decision_guide(card)
 
 # %% [markdown]
-# ## Try it
+# ## Check your prediction
+#
+# Which scenarios let you upgrade echo without restarting the generator *and* serve the same
+# numbers from 2 replicas, on this runtime? The check compares the list you predicted with the
+# two columns of this run's scorecard.
 #
 # The scorecard is one run, on one machine. Run this notebook again with another `runtime`
 # (`docker`, or `kubernetes` if you have a cluster) and compare the two tables: which rankings
 # hold on both runtimes, and which numbers are properties of the runtime rather than of the
 # coupling?
-#
-# **Check:** which scenario lets you upgrade echo without restarting the generator *and* serves
-# the same numbers from 2 replicas, on this runtime? Put the scenario names in `answer`.
 
 # %%
-
-
-# %%
-from appcoup_lib.exercises import check_loose_scenarios
-
-answer = ...   # a list of scenario names, e.g. ["pod"]
-check_loose_scenarios(answer, card)
+check_loose_scenarios(card)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# %%solution
 # Solution: read both columns of this run's table.
-solution = [r["scenario"] for r in card
-            if r.get("generator restarts on upgrade") == 0 and r.get("2 replicas serve") == "the same numbers"]
-print(solution)
-check_loose_scenarios(solution, card)
+right = [r["scenario"] for r in card
+         if r.get("generator restarts on upgrade") == 0 and r.get("2 replicas serve") == "the same numbers"]
+solution(check_loose_scenarios, guess=right, card=card)
+
+# %% [markdown]
+# ## Play with it
+#
+# Put the coupling you would choose into `choice` and bring it up with its **dashboard**: kill a
+# program, scale and upgrade where the runtime can, and see whether it behaves as the scorecard
+# says. Press **down** when you are done.
+
+# %%
+choice = "service" if "service" in scenarios else scenarios[0]   # the coupling you would choose
+app = rt.up(choice, interval=interval, port=0, name=ac.default_name("play-07"))
+app.wait_ready()
+app.dashboard()

@@ -21,10 +21,10 @@ os.environ.setdefault("APPCOUP_PROGRESS", "0")
 _OWN_LEARNER = "APPCOUP_LEARNER" not in os.environ
 os.environ.setdefault("APPCOUP_LEARNER", f"t{os.getpid() % 100000}")
 
-import appcoup_lib as ac  # noqa: E402
-from appcoup_lib.runtimes import availability  # noqa: E402
-from appcoup_lib.paths import state_dir  # noqa: E402
-from appcoup_lib.runtimes.local import _kill_all, _strays  # noqa: E402
+import appcoup_lib as ac
+from appcoup_lib.paths import state_dir
+from appcoup_lib.runtimes import availability
+from appcoup_lib.runtimes.local import kill_all, strays
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = ("local", "docker", "kubernetes")
@@ -36,6 +36,7 @@ def required() -> set[str]:
 
 
 _availability: dict[str, ac.runtimes.Availability] = {}
+_engine_checked: list[bool] = []
 
 
 def runtime_available(name: str):  # -> Availability
@@ -44,12 +45,33 @@ def runtime_available(name: str):  # -> Availability
     return _availability[name]
 
 
+def expected_engine() -> None:
+    """``APPCOUP_ENGINE_EXPECT=podman`` (or ``docker``): the docker runtime's tests must really run on
+    that engine (``.ci/run``'s Podman step), so a DOCKER_HOST that led elsewhere cannot pass silently."""
+    want = os.environ.get("APPCOUP_ENGINE_EXPECT", "").strip().lower()
+    if not want:
+        return
+    from appcoup_lib.runtimes.docker.engine import connect, flavour
+
+    client = connect(timeout=10)
+    try:
+        engine = flavour(client)
+    finally:
+        client.close()
+    if engine.kind != want:
+        pytest.fail(f"APPCOUP_ENGINE_EXPECT={want}, but the engine at DOCKER_HOST="
+                    f"{os.environ.get('DOCKER_HOST', '(unset)')} is {engine.name}", pytrace=False)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for name in RUNTIMES:
         if item.get_closest_marker(name) is None:
             continue
         av = runtime_available(name)
         if av.ok:
+            if name == "docker" and not _engine_checked:
+                expected_engine()  # fails every docker test while the engine is the wrong one
+                _engine_checked.append(True)
             continue
         if name in required():
             pytest.fail(f"runtime {name} is required here (APPCOUP_REQUIRE) but not usable: {av.detail}. "
@@ -85,10 +107,10 @@ def nothing_left_behind(request: pytest.FixtureRequest):
     """After every test, nothing appcoup started locally may still run."""
     yield
     # Only what this test session started (its own state dir): other sessions may run beside us.
-    strays = _strays(under=state_dir())
-    if strays:
-        _kill_all(strays)
-        pytest.fail(f"left behind: {len(strays)} local process(es): {[p.pid for p in strays]}", pytrace=False)
+    left = strays(under=state_dir())
+    if left:
+        kill_all(left)
+        pytest.fail(f"left behind: {len(left)} local process(es): {[p.pid for p in left]}", pytrace=False)
 
 
 @pytest.fixture

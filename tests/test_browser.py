@@ -216,7 +216,8 @@ def test_pod_dashboard_kill_echo_in_the_browser(lab, page):
     _open(page, lab, nb.name)
     _run_all(page)
     # The dashboard is the last cell: Run All ends with it live.
-    page.wait_for_selector("table.appcoup-status td.appcoup-restarts[data-container='echo']", timeout=240_000)
+    # Run All measures everything 03 teaches first (on kubernetes the back-off alone takes a minute).
+    page.wait_for_selector("table.appcoup-status td.appcoup-restarts[data-container='echo']", timeout=720_000)
     assert page.get_by_text("Loading widget").count() == 0, "the widgets must render"
     assert page.get_by_text("Error displaying widget").count() == 0
     panel = page.locator(".widget-vbox", has=page.locator("svg.appcoup-plot")).last
@@ -239,13 +240,38 @@ def test_pod_dashboard_kill_echo_in_the_browser(lab, page):
     # error), ending with a fresh app on a new port, and a fresh panel with no restarts.
     first_url = _dashboard_url(page)
     _run_all(page)
-    _wait(lambda: _dashboard_url(page) not in ("", first_url), 240, "a new dashboard from the second Run All")
+    _wait(lambda: _dashboard_url(page) not in ("", first_url), 720, "a new dashboard from the second Run All")
     _wait(lambda: _restarts(page, "echo") == "0", 30, "the new app's table")
     time.sleep(3)  # a few numbers on the plot, for the picture
     assert "live" in page.locator(".widget-html-content", has_text="/data ·").last.inner_text()
     page.locator(".widget-vbox", has=page.locator("svg.appcoup-plot")).last.screenshot(
         path=str(SHOTS / "03-dashboard-after-run-all-again.png"))
     assert nb.stat().st_mtime_ns == before, "the browser test must not save the notebook"
+
+
+def test_pod_diagram_and_what_was_applied(lab, page):
+    """03 up to its "same by hand" cells: the live diagram of the pod, and the YAML (on kubernetes;
+    the Dockerfile and `docker run` settings on docker, supervisord's programs on local) as applied."""
+    nb = ROOT / "notebooks" / "03-pod-coupling.ipynb"
+    _open(page, lab, nb.name)
+    page.locator(".jp-NotebookPanel:visible .jp-CodeCell", has_text="app.commands()").first.click()
+    _menu(page, "Run", r"^Run All Above Selected Cell$")
+    _menu(page, "Run", r"^Run Selected Cell")
+    diagram = page.locator(".appcoup-diagram-view svg").first
+    diagram.wait_for(timeout=300_000)
+    _wait(lambda: "container echo" in diagram.inner_html() or ">echo<" in diagram.inner_html(), 60,
+          "the diagram to name echo's container")
+    diagram.scroll_into_view_if_needed()
+    diagram.screenshot(path=str(SHOTS / "03-diagram.png"))
+    spec = page.locator(".jp-RenderedMarkdown pre", has_text=re.compile(r"apiVersion:|\[program:echo\]|docker run")).first
+    spec.wait_for(timeout=120_000)
+    spec.scroll_into_view_if_needed()
+    text = spec.inner_text()
+    assert ("kind: Pod" in text and "shareProcessNamespace" in text) or "[program:echo]" in text or "docker run" in text
+    spec.screenshot(path=str(SHOTS / "03-what-was-applied.png"))
+    commands = page.locator(".jp-RenderedMarkdown pre", has_text=re.compile(r"kubectl|docker (ps|run)|supervisorctl")).first
+    commands.wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "03-diagram-and-spec.png"))
 
 
 def test_setup_notebook_doctor_renders_as_a_table(lab, page):

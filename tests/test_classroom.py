@@ -18,7 +18,7 @@ import pytest
 
 from appcoup_lib.paths import state_dir
 from appcoup_lib.runtimes.base import learner
-from appcoup_lib.runtimes.local import _strays
+from appcoup_lib.runtimes.local import strays
 
 
 def as_learner(who: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -77,7 +77,7 @@ def test_the_teachers_clean_all_removes_every_learners_app_local() -> None:
     alice, bob = f"{learner()}-alice", f"{learner()}-bob"
     for who in (alice, bob):
         assert as_learner(who, "up", "volume", "--runtime", "local", "--port", "0", "--interval", "0.3").returncode == 0
-    assert len(_strays(under=state_dir())) >= 4
+    assert len(strays(under=state_dir())) >= 4
     out = as_learner(f"{learner()}-teacher", "clean", "--all", "--runtime", "local")
     assert out.returncode == 0 and alice in out.stdout and bob in out.stdout
-    assert not _strays(under=state_dir())
+    assert not strays(under=state_dir())

@@ -52,14 +52,14 @@ def nothing_left_on_docker(request: pytest.FixtureRequest):
         return
     left = sorted(set(_leftovers()) - before)
     if left:
-        from appcoup_lib.runtimes.docker import _remove_app, connect
+        from appcoup_lib.runtimes.docker import connect, remove_app
 
         client = connect()
         for kind_name in left:
             kind, name = kind_name.split(" ", 1)
             obj = getattr(client, kind + "s").get(name)
             app = obj.attrs.get("Labels", obj.attrs.get("Config", {}).get("Labels")) or {}
-            _remove_app(client, app.get("appcoup.app"))
+            remove_app(client, app.get("appcoup.app"))
         pytest.fail(f"left behind on Docker: {left}", pytrace=False)
 
 
@@ -101,7 +101,7 @@ def test_pod_shares_one_network_namespace_and_one_volume(docker_rt) -> None:
         assert vols == {f"{POD}-data"}
         # What a learner would type by hand, shown by the notebook.
         cmds = app.commands()
-        assert cmds[0] == f"docker volume create {POD}-data"
+        assert [c for c in cmds if not c.startswith("docker build ")][0] == f"docker volume create {POD}-data"
         assert sum(f"--network container:{POD}-app-pause" in c for c in cmds) == 2
 
 
@@ -124,7 +124,7 @@ def test_pod_kill_echo_restarts_echo_alone(docker_rt) -> None:
 @pytest.mark.docker
 def test_kill_without_permission_on_the_host_pid_uses_a_helper_container(docker_rt, monkeypatch) -> None:
     """A user in the docker group cannot signal root's processes: the crash comes from a helper container."""
-    import appcoup_lib.runtimes.docker as mod
+    import appcoup_lib.runtimes.docker.crash as mod
 
     def denied(pid: int, sig: int) -> None:
         raise PermissionError(1, "Operation not permitted")  # what a non-root user gets; we run as root
@@ -265,10 +265,10 @@ def test_lesson_rebuild_after_change(docker_rt) -> None:
 
     pod = lessons.rebuild_after_change(docker_rt, "pod", progress=False)
     assert pod["images_rebuilt"] == ["echo"]
-    assert pod["containers_restarted"] == [f"{POD}-echo"]
+    assert pod["containers_restarted"] == ["echo"]
     single = lessons.rebuild_after_change(docker_rt, "single-image", progress=False)
     assert single["images_rebuilt"] == ["combined"]
-    assert single["containers_restarted"] == [f"{default_name('single-image')}-app"]
+    assert single["containers_restarted"] == ["app"]
     for r in (pod, single):
         assert r["rebuild_seconds"] > 0 and r["changed_bytes"] > 0 and r["no_data_seconds"] >= 0
 
@@ -336,3 +336,54 @@ def test_up_builds_a_missing_image_first(docker_rt) -> None:
     with docker_rt.up("pod", interval=0.3, port=0, progress=False) as app:
         app.wait_ready(timeout=60)
         assert docker_rt.client.images.get(tag).labels["app.kubernetes.io/part-of"] == "appcoup"
+
+
+# -- Docker and Podman: the named differences (no engine needed) -------------------------------------
+class _Ping:
+    """What `GET /_ping` answers: the engine names itself in `Server`."""
+
+    def __init__(self, server: str) -> None:
+        self.headers = {"Server": server, "Api-Version": "1.41"}
+
+    def raise_for_status(self) -> None:
+        pass
+
+
+class _Client:
+    def __init__(self, server: str) -> None:
+        self.api = self
+        self.base_url = "http+docker://localhost"
+        self.server = server
+
+    def get(self, url: str) -> _Ping:
+        assert url.endswith("/_ping")
+        return _Ping(self.server)
+
+
+def test_the_engine_is_named_from_its_ping() -> None:
+    from appcoup_lib.runtimes.docker.engine import flavour
+
+    podman, docker = flavour(_Client("Libpod/4.3.1 (linux)")), flavour(_Client("Docker/20.10.24+dfsg1 (linux)"))
+    assert (podman.kind, podman.name) == ("podman", "Podman 4.3.1 (Docker-compatible API)")
+    assert (docker.kind, docker.name) == ("docker", "Docker Engine 20.10.24+dfsg1")
+    assert podman.health_checks_may_stall and not docker.health_checks_may_stall
+    assert podman.past_events_without_until and not docker.past_events_without_until
+
+
+def test_podman_mount_options_are_not_given_back_to_run() -> None:
+    from appcoup_lib.runtimes.docker.objects import recreate_kwargs
+
+    attrs = {"Name": "/a", "Config": {"Cmd": ["sh"], "Labels": {}, "Env": []},
+             "HostConfig": {"Binds": ["v:/data:rw,rprivate,nosuid,nodev,rbind", "/h:/in:ro,rprivate,rbind", "v2:/x"]}}
+    assert recreate_kwargs(attrs)["volumes"] == ["v:/data:rw", "/h:/in:ro", "v2:/x"]
+
+
+def test_a_health_check_is_overdue_only_when_none_ran_for_its_interval() -> None:
+    from appcoup_lib.runtimes.docker.health import overdue
+
+    ctr = {"State": {"Running": True, "StartedAt": "2026-01-01T00:00:00Z",
+                     "Health": {"Log": [{"End": "2026-01-01T00:00:10.5Z"}]}},
+           "Config": {"Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000}}}
+    t = 1767225610.5  # 2026-01-01T00:00:10.5Z
+    assert not overdue(ctr, now=t + 2.5) and overdue(ctr, now=t + 3.5)
+    assert not overdue({**ctr, "Config": {}}, now=t + 100)  # no check at all

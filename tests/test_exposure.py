@@ -144,7 +144,7 @@ def test_docker_publishes_on_loopback_unless_asked() -> None:
     rt = ac.runtime("docker")
     with rt.up("pod", interval=0.3, port=0, progress=False) as app:
         app.wait_ready(timeout=60)
-        pause = next(c for c in app._owned() if c.labels.get("appcoup.container") == "pause")
+        pause = next(c for c in app.owned() if c.labels.get("appcoup.container") == "pause")
         ports = pause.attrs["HostConfig"]["PortBindings"]
         assert [b["HostIp"] for b in ports["8000/tcp"]] == ["127.0.0.1"]
         assert any("-p 127.0.0.1:" in c for c in app.commands())

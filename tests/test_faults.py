@@ -21,7 +21,7 @@ import pytest
 import appcoup_lib as ac
 from appcoup_lib.paths import state_dir
 from appcoup_lib.runtimes.base import default_name, learner
-from appcoup_lib.runtimes.local import _strays
+from appcoup_lib.runtimes.local import strays
 
 NOTEBOOK_CELLS = [
     "import os, time\nimport appcoup_lib as ac",
@@ -73,7 +73,7 @@ def test_sigkill_the_kernel_mid_notebook_then_clean_leaves_nothing(rt: str, tmp_
     runner.communicate(timeout=120)
     assert runner.returncode != 0, "papermill must report the dead kernel"
 
-    mine = (lambda: _strays(under=state_dir(), learner_only=who)) if rt == "local" else (lambda: _docker_objects(who))
+    mine = (lambda: strays(under=state_dir(), learner_only=who)) if rt == "local" else (lambda: _docker_objects(who))
     assert mine(), "the killed kernel's app outlives it (else this test proves nothing)"
     clean = subprocess.run([sys.executable, "-m", "appcoup_lib", "clean"], env=env, capture_output=True, text=True, check=False,
                            timeout=120)
@@ -103,10 +103,10 @@ class _Thief:
 @pytest.mark.local
 def test_port_stolen_between_choosing_and_binding_local(local, monkeypatch: pytest.MonkeyPatch) -> None:
     """The theft is placed exactly after the check (a wrapper around the real check), by a real socket."""
-    import appcoup_lib.runtimes.local as mod
+    from appcoup_lib.runtimes.local import runtime as mod  # where up() looks check_port up
 
     thief = _Thief()
-    real = mod._check_port
+    real = mod.check_port
     entry_checked: list[int] = []
 
     def check_then_steal(port: int, address: str = "127.0.0.1") -> int:
@@ -115,25 +115,25 @@ def test_port_stolen_between_choosing_and_binding_local(local, monkeypatch: pyte
             entry_checked.append(thief.steal(chosen))
         return chosen
 
-    monkeypatch.setattr(mod, "_check_port", check_then_steal)
+    monkeypatch.setattr(mod, "check_port", check_then_steal)
     try:
         with pytest.raises(ac.PortInUse, match=r"Port \d+ is already in use by process " + str(os.getpid())):
             local.up("pod", interval=0.2, port=0).wait_ready(timeout=30)
     finally:
         thief.close()
-    assert not _strays(under=state_dir())
+    assert not strays(under=state_dir())
     assert not (state_dir() / "local" / default_name("pod")).exists()
     assert local.running() == []
 
 
 @pytest.mark.docker
 def test_port_stolen_between_choosing_and_binding_docker(monkeypatch: pytest.MonkeyPatch) -> None:
-    import appcoup_lib.runtimes.docker as mod
+    import appcoup_lib.runtimes.docker.objects as mod
 
     rt = ac.runtime("docker")
     thief = _Thief()
-    real = mod._free_port
-    monkeypatch.setattr(mod, "_free_port", lambda client: thief.steal(real(client)))
+    real = mod.free_port
+    monkeypatch.setattr(mod, "free_port", lambda client: thief.steal(real(client)))
     try:
         with pytest.raises(ac.PortInUse):
             rt.up("pod", interval=0.3, port=0, progress=False)
@@ -145,12 +145,12 @@ def test_port_stolen_between_choosing_and_binding_docker(monkeypatch: pytest.Mon
 @pytest.mark.docker
 @pytest.mark.slow
 def test_full_volume_stops_the_generator_with_a_reason_echo_keeps_serving_docker() -> None:
-    from appcoup_lib.runtimes.docker import _labels, connect
+    from appcoup_lib.runtimes.docker import connect, labels
 
     name = default_name("volume")
     client = connect()
     # The volume the app will use, made small: a 4 KiB tmpfs (created first; `up` reuses it).
-    client.volumes.create(f"{name}-data", driver="local", labels=_labels(name, "volume"),
+    client.volumes.create(f"{name}-data", driver="local", labels=labels(name, "volume"),
                           driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=4k"})
     with ac.runtime("docker").up("volume", interval=0.005, port=0, progress=False) as app:
         app.wait_ready(timeout=60)
@@ -185,4 +185,4 @@ def test_write_failure_stops_the_generator_with_a_reason_echo_keeps_serving_loca
         served = app.data()
         assert served[: len(before)] == before and app.status()["echo"]["running"], "echo keeps serving"
         assert app.status()["echo"]["restarts"] == 0
-    assert not _strays(under=state_dir())
+    assert not strays(under=state_dir())

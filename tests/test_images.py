@@ -61,7 +61,7 @@ def test_changing_one_program_changes_only_the_images_that_copy_it(context: Path
     change_one_line(context, "echo")
     after = {n: images.tag_for(n, context=context) for n in images.NAMES}
     changed = sorted(n for n in images.NAMES if after[n] != before[n])
-    assert changed == ["combined", "combined-init", "echo"]
+    assert changed == ["combined", "combined-init", "combined-restart", "echo"]
 
 
 def test_offline_build_uses_local_bases(client) -> None:

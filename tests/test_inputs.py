@@ -15,7 +15,7 @@ import pytest
 import appcoup_lib as ac
 from appcoup_lib.paths import state_dir
 from appcoup_lib.runtimes.base import default_name
-from appcoup_lib.runtimes.local import _strays
+from appcoup_lib.runtimes.local import strays
 
 pytestmark = pytest.mark.local
 
@@ -55,7 +55,7 @@ def appcoup(*args: str, **kw) -> subprocess.CompletedProcess[str]:
 
 
 def _nothing_started() -> None:
-    assert not _strays(under=state_dir()), "a bad input started processes"
+    assert not strays(under=state_dir()), "a bad input started processes"
     local_root = state_dir() / "local"
     assert not local_root.exists() or not list(local_root.iterdir()), list(local_root.iterdir())
 

@@ -13,7 +13,7 @@ import pytest
 import appcoup_lib as ac
 from appcoup_lib.paths import state_dir
 from appcoup_lib.runtimes.base import default_name
-from appcoup_lib.runtimes.local import _strays
+from appcoup_lib.runtimes.local import strays
 
 pytestmark = pytest.mark.local
 INTERVAL = 0.2
@@ -162,7 +162,7 @@ def test_exception_inside_with_still_tears_down(local):
         with local.up("pod", interval=INTERVAL, port=0) as app:
             app.wait_ready()
             raise RuntimeError("a failing cell")
-    assert not _strays(under=state_dir())
+    assert not strays(under=state_dir())
     assert not (state_dir() / "local" / default_name("pod")).exists()
 
 
@@ -179,7 +179,7 @@ def test_interpreter_exit_tears_down_through_atexit():
     """, stdout=subprocess.PIPE, text=True)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0 and out.startswith("http://")
-    assert not _strays(under=state_dir()), "atexit must stop what an ended kernel started"
+    assert not strays(under=state_dir()), "atexit must stop what an ended kernel started"
 
 
 def test_clean_removes_what_a_killed_kernel_left():
@@ -190,10 +190,10 @@ def test_clean_removes_what_a_killed_kernel_left():
         os.kill(os.getpid(), signal.SIGKILL)   # the kernel dies: no atexit, no finally
     """)
     p.wait(timeout=60)
-    assert _strays(under=state_dir()), "the processes outlive the killed kernel"
+    assert strays(under=state_dir()), "the processes outlive the killed kernel"
     removed = ac.clean()
     assert any("process" in r for r in removed)
-    assert not _strays(under=state_dir())
+    assert not strays(under=state_dir())
     assert not list((state_dir() / "local").iterdir())
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import appcoup_lib as ac
 from appcoup_lib import cli
 from appcoup_lib.paths import state_dir
-from appcoup_lib.runtimes.local import LocalRuntime, _strays
+from appcoup_lib.runtimes.local import LocalRuntime, strays
 
 pytestmark = pytest.mark.local
 STATS: Counter[str] = Counter()
@@ -49,9 +49,9 @@ FIELDS = list(VALID)
 def _valid(kind: str, value: object) -> bool:
     """Whether a value is one the API accepts (to count the bad ones tried)."""
     if kind == "name":
-        from appcoup_lib.runtimes.base import _DNS1123, NAME_MAX
+        from appcoup_lib.inputs import DNS1123, NAME_MAX
 
-        return value is None or (isinstance(value, str) and len(value) <= NAME_MAX and bool(_DNS1123.match(value)))
+        return value is None or (isinstance(value, str) and len(value) <= NAME_MAX and bool(DNS1123.match(value)))
     if kind == "port":
         return value == 0 and not isinstance(value, bool) and isinstance(value, int)
     if kind == "interval":
@@ -66,7 +66,7 @@ def _valid(kind: str, value: object) -> bool:
 
 
 def _left() -> list:
-    return _strays(under=state_dir())
+    return strays(under=state_dir())
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

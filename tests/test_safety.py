@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import appcoup_lib as ac
-from appcoup_lib.runtimes.local import LocalApp, LocalRuntime, _strays
+from appcoup_lib.runtimes.local import LocalApp, LocalRuntime, strays
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -87,7 +87,7 @@ def test_clean_leaves_another_state_directory_alone(local: LocalRuntime, tmp_pat
         lookalike.wait()
         out = _cli("clean", "--runtime", "local", **other)
     assert out.returncode == 0 and "local: process" in out.stdout
-    assert not _strays(under=tmp_path)
+    assert not strays(under=tmp_path)
 
 
 # -- docker ---------------------------------------------------------------------------------------
@@ -131,9 +131,9 @@ def test_docker_engine_behind_a_vm_socket_crashes_through_the_helper(monkeypatch
     with Relay(home / ".colima" / "default" / "docker.sock") as relay:
         monkeypatch.setenv("HOME", str(home))
         monkeypatch.setenv("DOCKER_HOST", relay.url)
-        import appcoup_lib.runtimes.docker as mod
+        from appcoup_lib.runtimes.docker import engine_on_this_host
 
-        assert not mod._engine_on_this_host()
+        assert not engine_on_this_host()
         import signal
 
         # (os.kill is left alone: subprocess needs it. The direct path signals through a pidfd.)

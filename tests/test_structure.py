@@ -16,7 +16,8 @@ LIB = ROOT / "appcoup_lib"
 RUNTIMES = ("local", "docker", "kubernetes")
 # The layer above the runtimes: what uses them. Nothing under runtimes/ may import these.
 TOP = {"measure", "loose", "lessons", "dashboard", "diagram", "doctor", "classroom", "cli", "exercises",
-       "course", "crashes", "reference"}
+       "course", "crashes", "reference", "live", "answers", "bundle", "guide", "solutions", "preflight",
+       "classroom_cluster", "experiments"}
 MAX_LINES = 500
 
 
@@ -132,11 +133,14 @@ def test_no_module_imports_another_modules_private_names(tree: str) -> None:
 
 def test_benchmarks_share_one_common_module_instead_of_importing_each_other() -> None:
     bad = []
-    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+    # bench.py is the driver: it runs each runtime's benchmark, and nothing imports it.
+    for path in sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name != "bench.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad += [f"{path.name} imports {n}" for n in names if n.startswith("bench")]
+    bad += [f"bench.py is imported by {p.name}" for p in (ROOT / "benchmarks").glob("*.py")
+            if "import bench\n" in p.read_text()]
     assert bad == []
 
 
@@ -151,3 +155,39 @@ def test_every_runtime_is_a_package_of_the_same_files(runtime: str) -> None:
 def test_no_library_file_is_longer_than_a_reader_can_hold() -> None:
     long = {str(p.relative_to(ROOT)): n for p in LIB.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+# -- the README's guide ("Adding a runtime", "Adding a scenario") stays true ----------------------
+# The hooks the README names, and only those, are what a new runtime must write.
+GUIDE_APP_HOOKS = {"url", "status", "processes", "_kill", "events", "logs", "_teardown"}
+GUIDE_RUNTIME_HOOKS = {"availability", "_up", "_recorded", "_attach", "running", "clean"}
+
+
+def test_the_runtime_hooks_are_the_documented_ones() -> None:
+    from appcoup_lib.runtimes.base import App, Runtime
+
+    readme = (ROOT / "README.md").read_text()
+    guide = readme[readme.index("**Adding a runtime**"):readme.index("**Adding a scenario**")]
+    assert set(App.__abstractmethods__) == GUIDE_APP_HOOKS
+    assert set(Runtime.__abstractmethods__) == GUIDE_RUNTIME_HOOKS
+    for hook in GUIDE_APP_HOOKS | GUIDE_RUNTIME_HOOKS:
+        assert f"`{hook}" in guide, f"the README's 'Adding a runtime' does not name {hook}"
+
+
+@pytest.mark.local
+def test_a_scenario_is_data_any_runtime_runs(local) -> None:  # type: ignore[no-untyped-def]
+    """The guide's "Adding a scenario", followed: a scenario defined here alone (a pod whose echo
+    reads the generator's file from a second mount point), run on the local runtime."""
+    from dataclasses import replace
+
+    from appcoup_lib.scenarios import SCENARIOS, Unit
+
+    pod = SCENARIOS["pod"]
+    gen, echo = pod.units[0].containers
+    twin = replace(pod, name="pod-twin", title="A pod, defined in a test",
+                   units=(Unit("app", (gen, replace(echo, workdir="/tmp/elsewhere"))),))
+    with local.up(twin, interval=0.2, port=0, name="appcoup-structure-twin") as app:
+        app.wait_ready(timeout=30, progress=False)
+        first = len(app.data())
+        assert app.scenario.name == "pod-twin" and set(app.status()) == {"generator", "echo"}
+        app.wait_until(lambda: len(app.data()) > first, 10, "the new scenario to serve more numbers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from ..errors import RuntimeUnavailable, UnknownRuntime
@@ -45,7 +46,7 @@ def runtime(name: str = "auto", **options: Any) -> Runtime:
     if name == "auto":
         for cand in AUTO_ORDER:
             if availability(cand).ok:
-                return runtime_class(cand)(**options) if cand == "kubernetes" else runtime_class(cand)()
+                return _made(runtime_class(cand), options)
         return runtime_class("local")()
     cls = runtime_class(name)
     if options:
@@ -54,6 +55,14 @@ def runtime(name: str = "auto", **options: Any) -> Runtime:
     if not av.ok:
         raise RuntimeUnavailable(f"The {name} runtime is not usable here: {av.detail}", fix=av.fix)
     return cls()
+
+
+def _made(cls: type[Runtime], options: dict[str, Any]) -> Runtime:
+    """``cls`` made with the ``options`` its constructor takes (``auto`` may land on one without them)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return cls(**options)
+    return cls(**{k: v for k, v in options.items() if k in params})
 
 
 def names() -> tuple[str, ...]:

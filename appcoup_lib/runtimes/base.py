@@ -7,14 +7,9 @@ base class owns waiting, reading ``/data``, the context manager and teardown in 
 from __future__ import annotations
 
 import atexit
-import getpass
-import hashlib
 import http.client
 import inspect
 import json
-import math
-import os
-import re
 import time
 import urllib.error
 import urllib.request
@@ -26,13 +21,21 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ..errors import AppcoupError, InvalidInput, NotFound, NotReady, NotSupported
-from ..labels import APP_LABEL, LABEL, LABEL_VALUE, LEARNER_LABEL, NAME_MAX, PREFIX
+from ..inputs import (  # noqa: F401 - re-exported: the runtimes check their inputs with these
+    DNS1123,
+    check_address,
+    check_interval,
+    check_name,
+    check_port,
+    check_supervisor,
+    default_name,
+    learner,
+)
+from ..labels import APP_LABEL, LABEL, LABEL_VALUE, LEARNER_LABEL, NAME_MAX, PREFIX  # noqa: F401 - re-exported
 from ..progress import Progress
 from ..results import Event, Table, parse_numbers
 from ..scenarios import Scenario
 from ..scenarios import scenario as get_scenario
-
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # Optional abilities an App may have beyond the common interface. Lessons check ``app.can(...)``,
 # never the runtime's class.
@@ -41,93 +44,15 @@ Ability = Literal[
     "stop",      # app.stop(container, timeout): stop with a grace period, returns seconds taken
     "replace",   # app.replace(container, image): recreate one container from another image
     "commands",  # app.commands(): the plain CLI commands that would do the same by hand
+    "spec",      # app.spec(): what the runtime applied for this app, as text (YAML, Dockerfile, supervisord.conf)
     "scale",     # app.scale(unit, replicas): run N copies of one unit
     "rollout",   # app.rollout(program, ...): roll a changed program out to its unit only
     "recreate",  # app.recreate(*units): delete units (and their scratch volumes), create them again
+    "spread",    # app.spread_inside(requests): which copy answered, counted from inside (a cluster's Service)
+    "append",    # app.append_data(nbytes): write into the generator's data file (the bulk-throughput lesson)
+    "resolve",   # app.resolve(name, container=): what a name resolves to as seen from inside a container
+    "namespaces",  # app.namespaces(): {container: {"net"|"pid"|"ipc"|"mnt": inode}} read from /proc
 ]
-
-
-def learner() -> str:
-    """Who is running the course here, as a DNS-1123 label (names and labels are per learner).
-
-    ``$APPCOUP_LEARNER``, else ``$JUPYTERHUB_USER`` (every JupyterHub user may be ``jovyan``),
-    else the OS user.
-    """
-    raw = os.environ.get("APPCOUP_LEARNER") or os.environ.get("JUPYTERHUB_USER") or ""
-    if not raw:
-        try:
-            raw = getpass.getuser()
-        except Exception:  # noqa: BLE001 - no user name (a container with an arbitrary UID)
-            raw = f"uid{os.getuid()}"
-    label = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
-    if len(label) > 16 or label != raw.lower():
-        # Keep it readable and unique: a short prefix plus a hash of the original.
-        label = f"{label[:10].strip('-') or 'u'}-{hashlib.sha256(raw.encode()).hexdigest()[:5]}"
-    return label or "learner"
-
-
-def default_name(scenario: str) -> str:
-    """The app name used when none is given: ``appcoup-<learner>-<scenario>``."""
-    return check_name(f"{PREFIX}{learner()}-{scenario}")
-
-
-def check_name(name: str) -> str:
-    """Refuse an app name that is not a DNS-1123 label (it becomes paths, container and object names)."""
-    if not isinstance(name, str) or len(name) > NAME_MAX or not _DNS1123.match(name):
-        raise InvalidInput(
-            f"{name!r} cannot be an app name.",
-            why=f"an app name becomes directory, container and Kubernetes names: at most {NAME_MAX} "
-                "characters, lower-case letters, digits and '-', starting and ending with a letter or digit",
-            fix="pass a name like name='appcoup-mine', or leave name out for the default",
-        )
-    return name
-
-
-def check_port(port: Any) -> int:
-    """A TCP port 0..65535 (0: any free port)."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise InvalidInput(f"{port!r} is not a port.", why="a TCP port is a whole number from 1 to 65535",
-                           fix="pass port=8000, or port=0 to pick any free port")
-    return port
-
-
-def check_interval(interval: Any) -> float:
-    """Seconds between two numbers: a finite number > 0 (and not absurdly large)."""
-    try:
-        value = float(interval)
-    except (TypeError, ValueError):
-        value = math.nan
-    if isinstance(interval, bool) or not math.isfinite(value) or value <= 0 or value > 3600:
-        raise InvalidInput(f"{interval!r} is not a usable interval.",
-                           why="the generator waits this many seconds between two numbers: "
-                               "a finite number above 0 and at most 3600",
-                           fix="pass interval=0.5 (or 2, the default)")
-    return value
-
-
-def check_address(address: Any) -> str:
-    """An IPv4 address to listen on: ``127.0.0.1`` (the default: this machine only) or another."""
-    import ipaddress
-
-    try:
-        ip = ipaddress.IPv4Address(address) if isinstance(address, str) else None
-    except ValueError:
-        ip = None
-    if ip is None:
-        raise InvalidInput(f"{address!r} is not an address to listen on.",
-                           why="published ports listen on one IPv4 address of this machine",
-                           fix="leave it out (127.0.0.1: only this machine), or pass address='0.0.0.0' "
-                               "to let other machines reach it")
-    return str(ip)
-
-
-def check_supervisor(supervisor: Any) -> str:
-    """``naive`` (app.sh) or ``init`` (app-init.sh)."""
-    if supervisor not in ("naive", "init"):
-        raise InvalidInput(f"{supervisor!r} is not a supervisor.",
-                           why="single-image runs its two programs under app.sh ('naive') or app-init.sh ('init')",
-                           fix="pass supervisor='naive' or supervisor='init'")
-    return supervisor
 
 
 class UnknownProgram(InvalidInput, NotFound):
@@ -216,7 +141,7 @@ class App(ABC):
     # -- shared behaviour --------------------------------------------------------------------
     def can(self, ability: Ability) -> bool:
         """Whether this app can do ``ability`` (``"stop"``, ``"replace"``, ``"scale"`` ...)."""
-        return ability in self.abilities
+        return ability in self.abilities and self.runtime.can(ability)
 
     def require(self, ability: Ability, why: str = "") -> None:
         """Raise :class:`NotSupported` naming the runtimes that can, when this app cannot ``ability``."""
@@ -326,6 +251,13 @@ class App(ABC):
         """
         return view("dashboard")(self, period=period, live=live)
 
+    def diagram(self, *, live: bool | None = None) -> Any:
+        """What the two programs share, drawn from this app: host / node / pod / container / process
+        boxes, with the shared network, PID, IPC and mount namespaces, the volume, the port, the
+        Service hop. See :mod:`appcoup_lib.diagram`.
+        """
+        return view("diagram")(self, live=live)
+
     @property
     def is_down(self) -> bool:
         """Whether :meth:`down` has stopped this app (then nothing of it runs any more)."""
@@ -391,9 +323,25 @@ class Runtime(ABC):
     def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None) -> App:
         """Start ``scenario``; return at once (before it is ready)."""
 
-    @abstractmethod
     def attach(self, scenario: str, name: str | None = None) -> App:
-        """An :class:`App` for a scenario already running (started by another process)."""
+        """An :class:`App` for a scenario already running (started by another process).
+
+        The scenario comes back as ``up`` made it: the supervisor it chose (``single-image``'s
+        naive or init) is read from what ``up`` recorded, never assumed.
+        """
+        sc = get_scenario(scenario)
+        name = check_name(name) if name else default_name(sc.name)
+        record = self._recorded(sc, name)
+        return self._attach(sc.with_supervisor(record.get("supervisor") or "naive"), name, record)
+
+    @abstractmethod
+    def _recorded(self, scenario: Scenario, name: str) -> dict[str, Any]:
+        """What ``up`` recorded of the app ``name`` (``supervisor``, ``interval`` ...); :class:`NotFound`
+        with the command that starts it when there is no such app."""
+
+    @abstractmethod
+    def _attach(self, scenario: Scenario, name: str, record: dict[str, Any]) -> App:
+        """The :class:`App` for ``name``, from what :meth:`_recorded` found."""
 
     @abstractmethod
     def running(self) -> list[dict[str, Any]]:
@@ -408,6 +356,11 @@ class Runtime(ABC):
         """
 
     # -- shared --------------------------------------------------------------------------------
+    def can(self, ability: Ability) -> bool:
+        """Whether this runtime's apps can do ``ability`` here (a runtime may lose one on a machine
+        that lacks what it needs: rollout without an engine to build the new image)."""
+        return ability in self.app_abilities
+
     def up(self, scenario: str | Scenario, *, interval: float = 2, port: int = 8000,
            supervisor: Literal["naive", "init"] = "naive", name: str | None = None,
            progress: bool | None = None, detach: bool = False, address: str = "127.0.0.1") -> App:
@@ -427,8 +380,7 @@ class Runtime(ABC):
         sc = get_scenario(scenario)
         sc.check_runtime(self.name)
         supervisor = check_supervisor(supervisor)  # type: ignore[assignment]
-        if sc.name == "single-image" or supervisor != "naive":
-            sc = sc.with_supervisor(supervisor)
+        sc = sc.with_supervisor(supervisor)  # a scenario without a supervisor container stays as it is
         interval = check_interval(interval)
         port = check_port(port)
         name = check_name(name) if name is not None else default_name(sc.name)
@@ -445,6 +397,7 @@ class Runtime(ABC):
         _OWN[(self.name, name)] = app
         if not detach:
             self._apps.append(app)
+            _first_at_exit()
         return app
 
     def _forget(self, app: App) -> None:
@@ -489,6 +442,14 @@ def _down_everything() -> None:
     """At interpreter exit: stop every app a runtime of this process started (not the detached ones)."""
     for rt in list(_LIVE):
         rt._down_all()
+
+
+def _first_at_exit() -> None:
+    # atexit runs the last registered first. The SDKs register their own clean-up when they connect
+    # (the kubernetes client closes its thread pool), after this module was imported: moved behind
+    # them at every up, the apps go down while their clients still work.
+    atexit.unregister(_down_everything)
+    atexit.register(_down_everything)
 
 
 def register(cls: type[Runtime]) -> type[Runtime]:

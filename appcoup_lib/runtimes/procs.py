@@ -17,11 +17,12 @@ PS = (
 )
 
 # `pkill -9 -f /app/$SCRIPT`: prints each PID before killing it (killing a container's main program
-# may take this shell with it). Prefix with SCRIPT=<file name>; ...
+# may take this shell with it). Prefix with SCRIPT=<file name> (and SIG=STOP, CONT ... for another
+# signal than KILL); ...
 PKILL = (
     'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
     'case "$(tr "\\0" " " 2>/dev/null < "$d/cmdline")" in *"/app/$SCRIPT"*) '
-    'echo "$p"; kill -9 "$p";; esac; done'
+    'echo "$p"; kill -"${SIG:-9}" "$p";; esac; done'
 )
 
 # The file each program runs from (what PKILL matches).
@@ -38,9 +39,12 @@ def parse_ps(output: str) -> list[tuple[int, int, str]]:
     return sorted(rows)
 
 
-def pkill(program: str) -> str:
-    """The shell command that SIGKILLs ``program`` (by its script's path) and prints the PIDs."""
-    return f"SCRIPT={SCRIPTS[program]}; {PKILL}"
+def pkill(program: str, signal: str = "9") -> str:
+    """The shell command that SIGKILLs ``program`` (by its script's path) and prints the PIDs.
+
+    ``signal``: another signal by name or number (``"STOP"``, ``"CONT"``).
+    """
+    return f"SCRIPT={SCRIPTS[program]}; SIG={signal}; {PKILL}"
 
 
 def owners(procs: list[tuple[int, int, str]], containers: tuple[Any, ...]) -> dict[int, str]:

@@ -9,38 +9,52 @@
   goes), which is how a rolling update drains it before removing it.
 - A copy ``k`` of a multi-container unit gets its own pause container (its own network
   namespace, like a pod), its own scratch volumes, and shares the persistent ones.
+
+These are the hooks of :class:`~appcoup_lib.runtimes.scaling.Scaling`, which runs them inside
+:func:`~.engine.errors` (``_boundary``): an engine failure while scaling is an AppcoupError too.
 """
 
 from __future__ import annotations
 
-import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..errors import AppcoupError
-from ..scenarios import Container, Unit
-from .base import Table
-from .scaling import DRAIN, Scaling
+from ... import images
+from ...errors import AppcoupError
+from ...labels import APP_LABEL
+from ...scenarios import Container, Unit
+from ..base import Table
+from ..scaling import Scaling
+from . import objects
+from .engine import errors, find, flavour, in_parallel, missing
+from .objects import recreate_kwargs, remove_volume
 
 FRONT = "front"
 
 
 class DockerScaling(Scaling):
-    """The Docker runtime's hooks for :class:`~appcoup_lib.runtimes.scaling.Scaling`."""
+    """The Docker runtime's hooks for :class:`~appcoup_lib.runtimes.scaling.Scaling`.
 
-    client: Any
-    name: str
-    _port: int
+    Abstract: :class:`~.app.DockerApp` completes it.
+    """
+
+    client: Any  # the engine's docker.DockerClient
+    _port: int  # the learner's host port (the front's, once there is one)
+    _built_tags: list[str]  # images a rollout built, removed with the app
+
+    def _boundary(self, what: str) -> AbstractContextManager[None]:
+        return errors(what)
 
     # -- names and lookups -----------------------------------------------------------------------
     def _net_name(self) -> str:
         return f"{self.name}-net"
 
     def _copy_ctr(self, c: Container, k: int) -> str:
-        return self.container_name(c.name if k == 1 else f"{c.name}-{k}")  # type: ignore[attr-defined]
+        return objects.container_name(self.name, c.name if k == 1 else f"{c.name}-{k}")
 
     def _copy_pause(self, unit: Unit, k: int) -> str:
-        return self.pause_name(unit.name) if k == 1 else f"{self.name}-{unit.name}-{k}-pause"  # type: ignore[attr-defined]
+        return objects.pause_name(self.name, unit.name) if k == 1 else f"{self.name}-{unit.name}-{k}-pause"
 
     def _holder(self, unit: Unit, k: int) -> str:
         """The container owning copy ``k``'s network namespace."""
@@ -51,32 +65,24 @@ class DockerScaling(Scaling):
 
     def _network(self) -> Any:
         """The app's user-defined network (created the first time when the scenario had none)."""
-        import docker.errors
-
-        from .docker import _labels
-
-        try:
-            return self.client.networks.get(self._net_name())
-        except docker.errors.NotFound:
-            return self.client.networks.create(self._net_name(), driver="bridge",
-                                               labels=_labels(self.name, self.scenario.name))  # type: ignore[attr-defined]
+        net = find(self.client.networks, self._net_name())
+        if net is None:
+            net = self.client.networks.create(self._net_name(), driver="bridge",
+                                              labels=objects.labels(self.name, self.scenario.name))
+        return net
 
     def _aliases(self, unit: Unit) -> list[str]:
-        return [s.name for s in self.scenario.services if s.unit == unit.name] + [unit.name]  # type: ignore[attr-defined]
+        return [s.name for s in self.scenario.services if s.unit == unit.name] + [unit.name]
 
     def _copies(self, unit: Unit) -> int:
-        from .docker import APP_LABEL
-
         ctrs = self.client.containers.list(all=True, filters={"label": [f"{APP_LABEL}={self.name}",
                                                                         f"appcoup.unit={unit.name}"]})
         return max([int(c.labels.get("appcoup.copy", "1")) for c in ctrs] or [1])
 
     def _front_port(self) -> int:
-        """The front's host port, 0 when there is no front."""
-        try:
-            return int(self._get(f"{self.name}-{FRONT}").labels.get("appcoup.port", "0"))
-        except Exception:  # noqa: BLE001 - no front (or no engine): the caller falls back
-            return 0
+        """The front's host port, 0 when there is no front (an engine failure is raised, not taken for "none")."""
+        front = find(self.client.containers, f"{self.name}-{FRONT}")
+        return int(front.labels.get("appcoup.port", "0")) if front is not None else 0
 
     def _has_front(self, unit: Unit) -> bool:
         return self._front_port() > 0
@@ -97,22 +103,25 @@ class DockerScaling(Scaling):
 
         try:
             self._network().disconnect(self._get(self._holder(unit, copy)))
-        except docker.errors.APIError:
-            pass  # not connected: already out
+        except docker.errors.APIError as e:
+            # Not connected (403 "is not connected") or gone (404): already out. Anything else is a failure.
+            if not (missing(e) or "not connected" in str(getattr(e, "explanation", "") or e)):
+                raise
 
-    def _wait_copy(self, unit: Unit, k: int, timeout: float = 60) -> None:
+    def _copy_answers(self, unit: Unit, k: int) -> bool:
         """The readiness probe, run inside the copy (its port is not published)."""
+        import docker.errors
+
         entry = next(c for c in unit.containers if c.port is not None)
-        ctr = self._get(self._copy_ctr(entry, k))
         probe = (f"import urllib.request; urllib.request.urlopen("
                  f"'http://127.0.0.1:{entry.port}{entry.probe or '/data'}', timeout=1)")
-
-        def ready() -> bool:
-            try:
-                return ctr.exec_run(["python3", "-c", probe]).exit_code == 0
-            except Exception:  # noqa: BLE001 - not started yet
-                return False
-        self.wait_until(ready, timeout, f"copy {k} of {unit.name} to answer")  # type: ignore[attr-defined]
+        ctr = self._get(self._copy_ctr(entry, k))
+        try:
+            return ctr.exec_run(["python3", "-c", probe]).exit_code == 0
+        except docker.errors.APIError as e:
+            if missing(e):
+                raise  # the copy is gone: it will never answer
+            return False  # not started yet (409: not running)
 
     # -- copies ----------------------------------------------------------------------------------
     def _run_like(self, attrs: dict[str, Any], *, name: str, image: str | None = None,
@@ -122,9 +131,7 @@ class DockerScaling(Scaling):
         """``docker run`` a container like the one ``attrs`` describes, with the changes given."""
         from docker.types import EndpointConfig
 
-        from .docker import _recreate_kwargs
-
-        kw = _recreate_kwargs(attrs)
+        kw = recreate_kwargs(attrs)
         kw["name"] = name
         kw["labels"] = {**kw["labels"], **(labels or {})}
         if env:
@@ -144,16 +151,17 @@ class DockerScaling(Scaling):
                              for b in kw["volumes"]]
         return self.client.containers.run(image or attrs["Config"]["Image"], **kw)
 
-    def _new_copy(self, unit: Unit, k: int, versions: dict[str, str] | None) -> None:
-        from .docker import _labels
+    def _add_copies(self, unit: Unit, copies: list[int], versions: dict[str, str] | None) -> None:
+        in_parallel([lambda k=k: self._add_copy(unit, k, versions) for k in copies])  # round trips overlap
 
+    def _add_copy(self, unit: Unit, k: int, versions: dict[str, str] | None) -> None:
         net = self._network().name
         vols: dict[str, str] = {}
         for c in unit.containers:
-            if c.volume and self.scenario.volumes.get(c.volume) == "scratch":  # type: ignore[attr-defined]
+            if c.volume and self.scenario.volumes.get(c.volume) == "scratch":
                 # A copy's own scratch volume; persistent volumes and host directories are shared.
                 vname = f"{self.name}-{c.volume}-{k}"
-                self.client.volumes.create(vname, labels=_labels(self.name, self.scenario.name))  # type: ignore[attr-defined]
+                self.client.volumes.create(vname, labels=objects.labels(self.name, self.scenario.name))
                 vols[f"{self.name}-{c.volume}"] = vname
         copy_label = {"appcoup.copy": str(k)}
         if len(unit.containers) > 1:
@@ -173,7 +181,10 @@ class DockerScaling(Scaling):
                            labels={**copy_label, "appcoup.container": f"{c.name}-{k}"},
                            env={"APPCOUP_CONTAINER": f"{c.name}-{k}"})
 
-    def _drop_copy(self, unit: Unit, k: int) -> None:
+    def _remove_copies(self, unit: Unit, copies: list[int]) -> None:
+        in_parallel([lambda k=k: self._remove_copy(unit, k) for k in copies])
+
+    def _remove_copy(self, unit: Unit, k: int) -> None:
         import docker.errors
 
         for name in [*(self._copy_ctr(c, k) for c in unit.containers),
@@ -181,31 +192,16 @@ class DockerScaling(Scaling):
             try:
                 self._get(name).remove(force=True, v=True)
             except docker.errors.NotFound:
-                pass
+                pass  # gone already
         for c in unit.containers:
-            if c.volume and self.scenario.volumes.get(c.volume) == "scratch":  # type: ignore[attr-defined]
-                self._remove_volume(f"{self.name}-{c.volume}-{k}")
-
-    def _remove_volume(self, vname: str) -> None:
-        import docker.errors
-
-        for _ in range(20):  # a just-removed container may hold it for a moment
-            try:
-                self.client.volumes.get(vname).remove(force=True)
-                return
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError:
-                time.sleep(0.1)
+            if c.volume and self.scenario.volumes.get(c.volume) == "scratch":
+                remove_volume(self.client, f"{self.name}-{c.volume}-{k}")
 
     def _ensure_front(self, unit: Unit) -> None:
-        from .. import images
-        from .docker import _free_port, _labels
-
         if self._has_front(unit):
             return
         entry = next(c for c in unit.containers if c.port is not None)
-        port = _free_port(self.client)
+        port = objects.free_port(self.client)
         # Published on the same host address as the app's own port (127.0.0.1 unless asked otherwise).
         binds = ((self._get(self._holder(unit, 1)).attrs.get("NetworkSettings") or {}).get("Ports") or {})
         host_ip = next((b.get("HostIp") for v in binds.values() for b in (v or []) if b.get("HostIp")), "127.0.0.1")
@@ -215,39 +211,15 @@ class DockerScaling(Scaling):
             tag, name=f"{self.name}-{FRONT}", detach=True, network=self._network().name,
             ports={"8000/tcp": (host_ip, port)}, restart_policy={"Name": "always"},
             environment={"BACKEND_NAME": unit.name, "BACKEND_PORT": str(entry.port), "PORT": "8000"},
-            labels=_labels(self.name, self.scenario.name,  # type: ignore[attr-defined]
-                           **{"appcoup.container": FRONT, "appcoup.port": str(port)}))
+            labels=objects.labels(self.name, self.scenario.name, **{"appcoup.container": FRONT, "appcoup.port": str(port)}))
         self._port = port
-
-    def _scale(self, unit: Unit, replicas: int, versions: dict[str, str] | None = None) -> None:
-        from .docker import _in_parallel
-
-        current = self._copies(unit)
-        self._join_front(unit, 1)
-        new = list(range(current + 1, replicas + 1))
-        if new:
-            _in_parallel([lambda k=k: self._new_copy(unit, k, versions) for k in new])
-            _in_parallel([lambda k=k: self._wait_copy(unit, k) for k in new])
-            for k in new:
-                self._join_front(unit, k)
-        self._ensure_front(unit)
-        gone = list(range(replicas + 1, current + 1))
-        if gone:
-            for k in gone:
-                self._leave_front(unit, k)
-            time.sleep(DRAIN)
-            _in_parallel([lambda k=k: self._drop_copy(unit, k) for k in gone])
 
     # -- rollout ---------------------------------------------------------------------------------
     def _prepare(self, containers: list[Container], context: Path) -> dict[str, str]:
         """Build the images that the change touches (only those); the new tag per container."""
-        from .. import images
-
-        changed = sorted({c.image for c in containers if images.tag_for(c.image, context=context)
-                          != images.tag_for(c.image)})
-        built = images.build(changed, context=context, progress=False) if changed else {}
+        built = images.build_changed({c.image for c in containers}, context=context, progress=False)
         # Removed with the app, so the next rollout measures a real build again.
-        self._built_tags = [*getattr(self, "_built_tags", []), *(b.tag for b in built.values() if b.built)]
+        self._built_tags += [b.tag for b in built.values() if b.built]
         return {c.name: built[c.image].tag for c in containers if c.image in built}
 
     def _replace(self, unit: Unit, copy: int, versions: dict[str, str]) -> None:
@@ -269,22 +241,18 @@ class DockerScaling(Scaling):
                     self._run_like(attrs, name=ctr.name, image=versions[c.name], network=net, aliases=[])
                 else:
                     self._run_like(attrs, name=ctr.name, image=versions[c.name])
-        self._wait_copy(unit, copy)
+        self._wait_copies(unit, [copy])
 
-    def _identities(self) -> dict[str, tuple[Any, int]]:
-        from .docker import APP_LABEL
-
+    def identities(self) -> dict[str, tuple[Any, int]]:
         out = {}
         for ctr in self.client.containers.list(all=True, filters={"label": f"{APP_LABEL}={self.name}"}):
             name = ctr.labels.get("appcoup.container")
-            if any(c.name == name for c in self.scenario.containers):  # type: ignore[attr-defined]
+            if any(c.name == name for c in self.scenario.containers):
                 out[name] = (ctr.id, int(ctr.attrs.get("RestartCount", 0)))
         return out
 
     # -- recreate --------------------------------------------------------------------------------
     def _recreate(self, units: list[Unit]) -> None:
-        from .docker import _labels
-
         saved = []
         for u in units:  # delete everything first: for a moment, none of them exists
             members = [(c, self._get(self._copy_ctr(c, 1))) for c in u.containers]
@@ -296,9 +264,9 @@ class DockerScaling(Scaling):
                 pause.remove(force=True)
         for vol in self._scratch_of(units):
             vname = f"{self.name}-{vol}"
-            self._remove_volume(vname)
-            self.client.volumes.create(vname, labels=_labels(self.name, self.scenario.name))  # type: ignore[attr-defined]
-        for u, pause_attrs, members in saved:
+            remove_volume(self.client, vname)
+            self.client.volumes.create(vname, labels=objects.labels(self.name, self.scenario.name))
+        for _u, pause_attrs, members in saved:
             mode = None
             if pause_attrs:
                 pause = self._run_like(pause_attrs, name=pause_attrs["Name"].lstrip("/"),
@@ -319,34 +287,40 @@ class DockerScaling(Scaling):
         return {"network": net, "aliases": [a for a in (on[net].get("Aliases") or []) if a != attrs["Id"][:12]]}
 
     # -- data and volumes ------------------------------------------------------------------------
-    def _append_data(self, nbytes: int, line: bytes = b"12345\n") -> None:
+    @errors("Cannot append to the generator's data file")
+    def append_data(self, nbytes: int, line: bytes = b"12345\n") -> None:
         """Append ``nbytes`` of numbers to the generator's data file, from inside its container."""
         n = max(1, nbytes // len(line)) * len(line)
         text = line.decode().strip()
-        gen = next(c.name for c in self.scenario.containers if "generator" in c.runs)  # type: ignore[attr-defined]
-        res = self._get(self.container_name(gen)).exec_run(  # type: ignore[attr-defined]
+        gen = next(c.name for c in self.scenario.containers if "generator" in c.runs)
+        res = self._get(objects.container_name(self.name, gen)).exec_run(
             ["sh", "-c", f"yes {text} | head -c {n} >> data"])
         if res.exit_code:
             raise AppcoupError("Could not append to the generator's data file.",
                                why=res.output.decode(errors="replace")[-300:], fix="look at app.status()")
 
+    @errors("Cannot read the app's volumes")
     def volumes(self) -> Table:
         """Which container mounts which volume: Docker's own words (``docker inspect`` Mounts)."""
         rows = []
-        for c in self.scenario.containers:  # type: ignore[attr-defined]
-            for m in self._get(self.container_name(c.name)).attrs.get("Mounts") or []:  # type: ignore[attr-defined]
+        for c in self.scenario.containers:
+            for m in self._get(objects.container_name(self.name, c.name)).attrs.get("Mounts") or []:
                 rows.append({"container": c.name, "volume": m.get("Name") or m.get("Source"),
-                             "kind": self.scenario.volumes.get(c.volume or "", "?"),  # type: ignore[attr-defined]
+                             "kind": self.scenario.volumes.get(c.volume or "", "?"),
                              "type": m.get("Type"), "mounted at (in the container)": m.get("Destination")})
         return Table(rows)
 
+    @errors("Cannot ask Docker's DNS")
     def resolve(self, name: str, *, container: str = "echo") -> dict[str, Any]:
         """Ask Docker's DNS, from inside ``container``, who ``name`` is."""
         script = ("import socket,sys; n=sys.argv[1]; print(' '.join(sorted(socket.gethostbyname_ex(n)[2]))); "
                   "print([l.split()[1] for l in open('/etc/resolv.conf') if l.startswith('nameserver')][0])")
-        res = self._get(self.container_name(container)).exec_run(["python3", "-c", script, name])  # type: ignore[attr-defined]
+        res = self._get(objects.container_name(self.name, container)).exec_run(["python3", "-c", script, name])
         out = res.output.decode(errors="replace").split("\n")
         if res.exit_code:
             raise AppcoupError(f"{name!r} does not resolve inside {container!r}.", why=" ".join(out)[-300:],
                                fix="look at app.status(): is the unit serving it running?")
-        return {"name": name, "addresses": out[0].split(), "resolver": f"Docker's embedded DNS ({out[1]})"}
+        return {"name": name, "addresses": out[0].split(), "resolver": f"{flavour(self.client).dns} ({out[1]})"}
+
+
+__all__ = ["FRONT", "DockerScaling"]

@@ -1,53 +1,53 @@
 """A scenario running on Kubernetes: its pods, read from the API; its URL, a port-forward of its own.
 
-One app is one namespace per cluster (named after the app), so ``down`` is one delete. A
-``Part`` is what runs on one cluster: everything for most scenarios, the generator side and the
-echo side for `federation`.
+One app is one namespace per cluster (named after the app), so ``down`` is one delete; or, in a
+namespace shared with other apps, the objects labelled with its name (:mod:`.placement`). A
+:class:`~.namespaces.Part` is what runs on one cluster.
+
+Its threads are its own: ``up`` and ``attach`` start the watchers (:mod:`.events`) and the
+port-forward (:mod:`.portforward`), ``events()`` starts the watchers if they are not running, and
+``down`` (or :meth:`KubernetesApp.close`, which leaves the app on the cluster) ends them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ...errors import AppcoupError, NotFound, NotReady, NotSupported
-from ...progress import Progress
+from ...results import Event, Table
 from ...scenarios import Scenario
 from .. import procs
-from ..base import App, Event, Runtime, Table
-from .client import Connection, api_error, call
-from .namespaces import delete_namespace, wait_gone
+from ..base import App, Runtime
+from ..spec import Commands, Spec
+from . import images as cluster_images
+from . import spec, translate
+from .client import Connection, call
+from .events import Watcher
+from .namespaces import Part
+from .placement import remove, wait_removed
 from .portforward import PortForward
 from .scaling import KubernetesScaling
-from .timeline import Watcher
 from .translate import NAME_LABEL
-
-
-@dataclass
-class Part:
-    """What runs on one cluster: a namespace and the scenario units in it."""
-
-    conn: Connection
-    namespace: str
-    units: tuple[str, ...]
 
 
 class KubernetesApp(KubernetesScaling, App):
     """A scenario as pods on one (or, for `federation`, two) clusters."""
 
-    # scale, rollout, recreate: see scaling.py (Deployments and Services do the work)
-    abilities = frozenset({"exec", "replace", "stop", "scale", "rollout", "recreate"})
+    # scale, rollout, recreate, spread, append, resolve: see scaling.py (Deployments and Services do the work)
+    abilities = frozenset({"exec", "replace", "stop", "scale", "rollout", "recreate", "spread", "append", "resolve",
+                           "spec", "commands"})
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, parts: list[Part],
-                 started: float, port: int = 0, address: str = "127.0.0.1") -> None:
+                 started: float, address: str = "127.0.0.1") -> None:
         super().__init__(runtime, scenario, name, interval=interval)
         self.parts = parts
         self.started = started
-        self._port = port
         self._address = address
-        self._watchers: dict[int, Watcher] = {}
+        # One watcher per part, started by start_watching() (up, attach, events), closed by close().
+        self._watchers = [Watcher(p.conn, p.namespace, started, selector=p.selector,
+                                  prefix=f"{p.app}-" if p.shared else "") for p in parts]
         self._forward: PortForward | None = None
         self._lock = threading.Lock()
         self._own: list[Event] = []  # what the library did (kills), at this machine's time
@@ -60,18 +60,16 @@ class KubernetesApp(KubernetesScaling, App):
         raise NotFound(f"There is no unit {unit!r} in {self.scenario.name!r}.")
 
     def watcher(self, part: Part) -> Watcher:
-        i = self.parts.index(part)
-        with self._lock:
-            if i not in self._watchers:
-                self._watchers[i] = Watcher(part.conn, part.namespace, self.started)
-            return self._watchers[i]
+        """The watcher of ``part``'s namespace (running once :meth:`start_watching` was called)."""
+        return self._watchers[self.parts.index(part)]
 
     def start_watching(self) -> None:
-        for p in self.parts:
-            self.watcher(p)
+        """Start watching every part's pods and Events (``up``, ``attach`` and ``events()`` call it)."""
+        for w in self._watchers:
+            w.start()
 
     def _pods(self, part: Part) -> list[dict[str, Any]]:
-        return call(part.conn.core().list_namespaced_pod, part.namespace,
+        return call(part.conn.core().list_namespaced_pod, part.namespace, label_selector=part.selector,
                     what=f"Cannot list the pods of {self.name!r}").get("items", [])
 
     @staticmethod
@@ -99,33 +97,33 @@ class KubernetesApp(KubernetesScaling, App):
         return [n for _, n in sorted(out)]
 
     # -- url -------------------------------------------------------------------------------------
-    def forward(self, port: int | None = None) -> PortForward:
-        """The port-forward serving ``/data`` here (started on first use)."""
+    def start_forward(self, port: int) -> PortForward:
+        """Start the port-forward serving ``/data`` on ``port`` here (0: a free one); ``up`` and
+        ``attach`` call it, :class:`PortInUse` when the port is taken. The running one if started."""
         with self._lock:
             if self._forward is None:
                 unit, container = self.scenario.entry
                 part = self.part(unit)
-                c = self.scenario.container(container)
-                watcher = self._watchers.get(self.parts.index(part))
+                watcher = self.watcher(part)
 
                 def resolve() -> str | None:
-                    w = self._watchers.get(self.parts.index(part)) or watcher
-                    if w is not None and w.pods:
-                        return w.running_pod(unit, container)
+                    if watcher.listed:  # known from the watch: no request per connection
+                        return watcher.running_pod(unit, container)
                     try:
                         return self.pod_of(unit)
                     except AppcoupError:
-                        return None
+                        return None  # no pod, or no answer: this connection closes ("not answering")
 
-                self._forward = PortForward(part.conn, part.namespace, resolve, c.port or 8000,
-                                            self._port if port is None else port, self._address)
+                self._forward = PortForward(part.conn, part.namespace, resolve,
+                                            self.scenario.container(container).port or 8000, port,
+                                            self._address).start()
             return self._forward
 
     @property
     def url(self) -> str:
-        if self._down and self._forward is None:
-            return "http://127.0.0.1:0"  # gone: no port-forward is started for an app that is down
-        fwd = self.forward()
+        fwd = self._forward
+        if fwd is None:
+            return "http://127.0.0.1:0"  # no port-forward (yet, or the app never got one)
         return f"http://{'127.0.0.1' if fwd.address == '0.0.0.0' else fwd.address}:{fwd.port}"
 
     # -- status and timeline -------------------------------------------------------------------------
@@ -165,9 +163,9 @@ class KubernetesApp(KubernetesScaling, App):
     def events(self) -> list[Event]:
         """What the cluster did to the app (watched since it started), and what appcoup did, oldest first."""
         self.start_watching()
-        for w in list(self._watchers.values()):
+        for w in self._watchers:
             w.wait_listed()
-        merged = {(e.time, e.container, e.kind, e.detail): e for w in self._watchers.values() for e in w.events}
+        merged = {(e.time, e.container, e.kind, e.detail): e for w in self._watchers for e in w.events}
         for e in self._own:
             merged.setdefault((e.time, e.container, e.kind, e.detail), e)
         return sorted(merged.values(), key=lambda e: e.time)
@@ -186,26 +184,12 @@ class KubernetesApp(KubernetesScaling, App):
             call(part.conn.core().create_namespaced_event, part.namespace, body, what="Cannot record an event",
                  timeout=(2, 3))
         except AppcoupError:
-            pass  # only a shared record: this process keeps its own
+            pass  # only the record other processes see: this one's own (above) is what its events() show
 
     # -- exec, processes, kill -------------------------------------------------------------------------
-    def _exec(self, part: Part, pod: str, container: str, argv: list[str], timeout: float = 20) -> tuple[int, str, str]:
-        try:
-            ws = part.conn.stream("connect_get_namespaced_pod_exec", pod, part.namespace, container=container,
-                                  command=argv, stderr=True, stdin=False, stdout=True, tty=False,
-                                  _preload_content=False)
-        except Exception as e:
-            raise api_error(f"Cannot run {argv[0]!r} in container {container!r} of pod {pod}", e) from e
-        try:
-            ws.run_forever(timeout=timeout)
-            out, err = ws.read_channel(1), ws.read_channel(2)
-            try:
-                code = ws.returncode
-            except Exception:  # noqa: BLE001 - the stream ended without a status: the process was killed
-                code = -1
-        finally:
-            ws.close()
-        return (code if code is not None else -1), out, err
+    @staticmethod
+    def _exec(part: Part, pod: str, container: str, argv: list[str], timeout: float = 20) -> tuple[int, str, str]:
+        return part.conn.exec_in(pod, part.namespace, container, argv, timeout)
 
     def exec(self, container: str, *argv: str) -> str:
         """``kubectl exec``: run ``argv`` in ``container`` (its current pod) and return what it printed."""
@@ -215,6 +199,14 @@ class KubernetesApp(KubernetesScaling, App):
             raise AppcoupError(f"{' '.join(argv)!r} failed in {container!r} (exit code {code}).",
                                why=(err or out).strip()[-500:])
         return out
+
+    def spec(self) -> Spec:
+        """The YAML of every object applied for this app (tags, namespace, INTERVAL as applied), per cluster."""
+        return spec.spec(self)
+
+    def commands(self) -> Commands:
+        """The kubectl lines that apply :meth:`spec` and look at the app (get, describe, logs, exec, port-forward)."""
+        return spec.commands(self)
 
     def processes(self) -> Table:
         """What runs in each container, with PIDs as the pod sees them.
@@ -233,10 +225,10 @@ class KubernetesApp(KubernetesScaling, App):
                          for c in unit.containers]
                 continue
             _, out, _ = self._exec(part, pod["metadata"]["name"], running[0], ["sh", "-c", procs.PS])
-            procs = procs.parse_ps(out)
-            owner = procs.owners(procs, unit.containers)
+            listed = procs.parse_ps(out)
+            owner = procs.owners(listed, unit.containers)
             for c in unit.containers:
-                mine = [p for p in procs if owner.get(p[0]) == c.name]
+                mine = [p for p in listed if owner.get(p[0]) == c.name]
                 if not mine:
                     rows.append({"container": c.name, "pid": "-", "ppid": "-", "command": "(not running)"})
                 rows += [{"container": c.name, "pid": pid, "ppid": ppid, "command": cmd} for pid, ppid, cmd in mine]
@@ -269,12 +261,9 @@ class KubernetesApp(KubernetesScaling, App):
         unit = self.scenario.unit_of(container).name
         part = self.part(unit)
         pod = self.pod_of(unit)
-        try:
-            resp = part.conn.core().read_namespaced_pod_log(pod, part.namespace, container=container,
-                                                            _preload_content=False, _request_timeout=(5, 30))
-            return resp.data.decode("utf-8", "replace")
-        except Exception as e:
-            raise api_error(f"Cannot read the logs of {container!r}", e) from e
+        data = call(part.conn.core().read_namespaced_pod_log, pod, part.namespace, container=container, raw=True,
+                    what=f"Cannot read the logs of {container!r}")
+        return data.decode("utf-8", "replace")
 
     def replace(self, container: str, image: str, *, timeout: float = 60) -> None:
         """Run ``container`` from another image, and return once it runs (or the cluster says why not).
@@ -292,7 +281,7 @@ class KubernetesApp(KubernetesScaling, App):
             call(part.conn.core().patch_namespaced_pod, pod["metadata"]["name"], part.namespace, patch,
                  what=f"Cannot change the image of {container!r}")
         else:
-            call(part.conn.apps().patch_namespaced_deployment, unit, part.namespace, {"spec": {"template": patch}},
+            call(part.conn.apps().patch_namespaced_deployment, part.obj(unit), part.namespace, {"spec": {"template": patch}},
                  what=f"Cannot change the image of {container!r}")
         watcher = self.watcher(part)
         deadline = time.monotonic() + timeout
@@ -321,69 +310,67 @@ class KubernetesApp(KubernetesScaling, App):
         raise NotReady(f"The pod {pod} was not gone {timeout + 60} s after its deletion.",
                        fix=f"look at `kubectl describe pod -n {part.namespace} {pod}`")
 
-    # -- readiness -------------------------------------------------------------------------------------
+    # -- readiness (the loop is App.wait_ready's) -----------------------------------------------------
     def wait_ready(self, timeout: float = 60, *, progress: bool | None = None) -> App:
-        """Wait until GET /data answers with a number; say why at once when the cluster knows it never will."""
-        self.start_watching()
-        unit, container = self.scenario.entry
-        entry = self.watcher(self.part(unit))
-        deadline = time.monotonic() + timeout
-        with Progress(f"waiting for {self.scenario.name} to serve /data", total=None, enabled=progress) as bar:
-            while True:
-                problems = [p for w in self._watchers.values() for p in w.problems()]
-                if problems:
-                    raise NotReady(f"{self.scenario.name!r} on kubernetes cannot become ready.",
-                                   why="; ".join(problems),
-                                   fix="fix what the cluster reports above (kubectl describe pod -n "
-                                       f"{self.part(unit).namespace}), then app.down() and up again")
-                if entry.running_pod(unit, container):
-                    try:
-                        if self.data():
-                            return self
-                    except NotReady:
-                        pass
-                    time.sleep(0.02)
-                else:
-                    entry.wait(0.25)
-                if time.monotonic() > deadline:
-                    raise NotReady(f"{self.scenario.name!r} on kubernetes served no number at {self.url}/data "
-                                   f"within {timeout:g} s.", why=self._not_ready_hint(),
-                                   fix="look at app.status(), app.events() and app.logs(NAME); then app.down()")
-                bar.tick()
+        """Wait until GET /data answers with a number; say why at once when the cluster knows it never will.
+
+        The default timeout is a cluster's (pods are scheduled, images loaded): twice the base one.
+        """
+        return super().wait_ready(timeout, progress=progress)
+
+    def _failed(self) -> AppcoupError | None:
+        problems = [p for w in self._watchers for p in w.problems()]
+        if not problems:
+            return None
+        # App.wait_ready downs the app before raising this: nothing of it stays on the cluster.
+        pull = any(r in p for p in problems for r in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"))
+        return NotReady(f"{self.scenario.name!r} on kubernetes cannot become ready.", why="; ".join(problems),
+                        fix=("an image is neither on the node nor in a registry it can pull from: "
+                             + cluster_images.FIX_IMAGES) if pull else
+                        "fix what the cluster reports above (for the manifests, see "
+                        f"manifests/{translate.manifest_dirs(self.scenario)[0]}), then up again")
 
     def _not_ready_hint(self) -> str:
         hint = super()._not_ready_hint()
-        errors = [str(w.error) for w in self._watchers.values() if w.error]
+        errors = [str(w.error) for w in self._watchers if w.error]
+        if self._forward is not None and self._forward.error:
+            errors.append(f"the port-forward: {self._forward.error}")
         return hint + (f"; the cluster's API: {errors[0][:200]}" if errors else "")
 
-    # -- teardown ----------------------------------------------------------------------------------------
-    def _stop_helpers(self) -> None:
+    # -- threads and teardown ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """End this object's threads (port-forward, watchers); the app itself runs on (``down`` removes it)."""
         with self._lock:
-            if self._forward is not None:
-                self._forward.close()
-            for w in self._watchers.values():
-                w.close()
+            forward = self._forward
+        if forward is not None:
+            forward.close()
+        for w in self._watchers:
+            w.close()
 
     def abandon(self, created: list[Connection]) -> None:
         """After a failed start: remove what exists, without hiding why it failed."""
-        self._stop_helpers()
-        for conn in created:
+        self.close()
+        for part in self.parts:
+            if not any(part.conn is c for c in created):
+                continue
             try:
-                delete_namespace(conn, self.name)
-            except Exception:  # noqa: BLE001, S110 - `appcoup clean` remains
-                pass
+                remove(part)
+            except AppcoupError:
+                pass  # the start's own error is the one raised; `appcoup clean` removes what is left
 
     def _teardown(self) -> None:
-        self._stop_helpers()
+        # The deletes first: a kernel shut down by its server gets a few seconds before SIGKILL, and
+        # once they are sent the cluster removes everything even if this process dies while waiting.
         errors = []
         for p in self.parts:
             try:
-                delete_namespace(p.conn, p.namespace)
+                remove(p)
             except AppcoupError as e:
                 errors.append(e)
+        self.close()
         for p in self.parts:
             try:
-                wait_gone(p.conn, p.namespace)
+                wait_removed(p)
             except AppcoupError as e:
                 errors.append(e)
         if errors:
@@ -393,15 +380,9 @@ class KubernetesApp(KubernetesScaling, App):
 def _load_if_built(conn: Connection, image: str) -> None:
     """Put ``image`` on the cluster when this machine's Docker engine has it (else the kubelet pulls it)."""
     from ... import images
-    from . import images as cluster_images
 
-    try:
-        here = images._exists(images._client(), image)
-    except AppcoupError:
-        return  # no Docker here: nothing to load from
-    if here:
-        nodes = cluster_images.list_nodes(conn)
-        cluster_images.ensure_on_cluster(conn, cluster_images.detect(conn, nodes, set()), [image], nodes)
+    if images.exists(image):
+        cluster_images.put_on_cluster(conn, [image])
 
 
 def _runs_image(watcher: Watcher, unit: str, container: str, image: str) -> bool:
@@ -415,4 +396,4 @@ def _runs_image(watcher: Watcher, unit: str, container: str, image: str) -> bool
     return False
 
 
-__all__ = ["KubernetesApp", "Part"]
+__all__ = ["KubernetesApp", "Part"]  # Part lives in .namespaces; named here too, where it was

@@ -2,8 +2,12 @@
 
 Requests return plain JSON (``_preload_content=False``): the course reads a few fields, and
 skipping the client's model classes keeps every round trip cheap on a small machine.
-Exec and port-forward get an ``ApiClient`` of their own: the client's ``stream()`` swaps the
-request method of the client it is given, which breaks a watch sharing it ("Handshake status 200").
+Every failure of a request, a watch, an exec or a port-forward's websocket becomes an
+:class:`~appcoup_lib.errors.AppcoupError` here (:func:`call`, :func:`watch`, :meth:`Connection.stream`).
+Exec and port-forward get ``ApiClient`` objects of their own: the client's ``stream()`` swaps the
+request method of the client it is given, which breaks a watch sharing it ("Handshake status 200"),
+and two websockets opening on one client at once. Each opening borrows a free one (made when none
+is free), so websockets open side by side: a port-forward's pool and a kill do not queue.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ class Connection:
     configuration: Any
     api: Any  # ApiClient for requests and watches
     _stream_lock: threading.Lock = field(default_factory=threading.Lock)
-    _stream_api: Any = None
+    _stream_apis: list[Any] = field(default_factory=list)  # free ApiClients for stream(), one per opening
+    _stream_made: list[Any] = field(default_factory=list)  # every one made (closed by close())
 
     @property
     def label(self) -> str:
@@ -69,20 +74,50 @@ class Connection:
     def discovery(self) -> Any:
         return sdk().client.DiscoveryV1Api(self.api)
 
-    def stream(self, method_name: str, *args: Any, **kwargs: Any) -> Any:
-        """Open an exec or port-forward websocket (``connect_get_namespaced_pod_*``) on its own client."""
-        k8s = sdk()
-        from kubernetes.stream import portforward, stream
+    def stream(self, method_name: str, *args: Any, what: str, **kwargs: Any) -> Any:
+        """Open an exec or port-forward websocket (``connect_get_namespaced_pod_*``) on its own client.
 
-        with self._stream_lock:  # stream() swaps a method of its client while it connects: one at a time
-            if self._stream_api is None:
-                self._stream_api = k8s.client.ApiClient(self.configuration)
-            method = getattr(k8s.client.CoreV1Api(self._stream_api), method_name)
-            opener = portforward if method_name.endswith("portforward") else stream
-            return opener(method, *args, **kwargs)
+        Returns the client's ``WSClient`` (``_preload_content=False``: no thread of the client's own);
+        a failure to open it is an :class:`AppcoupError` saying ``what`` failed.
+        """
+        k8s = sdk()
+        from kubernetes.stream import stream
+
+        with self._stream_lock:  # stream() swaps a method of its client while it connects: one opening each
+            api = self._stream_apis.pop() if self._stream_apis else None
+        if api is None:
+            api = k8s.client.ApiClient(self.configuration)
+            with self._stream_lock:
+                self._stream_made.append(api)
+        try:
+            return stream(getattr(k8s.client.CoreV1Api(api), method_name), *args, _preload_content=False, **kwargs)
+        except Exception as e:
+            raise api_error(what, e, self) from e
+        finally:
+            with self._stream_lock:
+                self._stream_apis.append(api)
+
+    def exec_in(self, pod: str, namespace: str, container: str, argv: list[str],
+                timeout: float = 20) -> tuple[int, str, str]:
+        """``kubectl exec``: (exit code, stdout, stderr) of ``argv`` in ``container``; -1 when it was killed."""
+        what = f"Cannot run {argv[0]!r} in container {container!r} of pod {pod}"
+        ws = self.stream("connect_get_namespaced_pod_exec", pod, namespace, container=container, command=argv,
+                         stderr=True, stdin=False, stdout=True, tty=False, what=what)
+        try:
+            ws.run_forever(timeout=timeout)
+            out, err = ws.read_channel(1), ws.read_channel(2)
+            try:
+                code = ws.returncode
+            except Exception:  # noqa: BLE001 - no readable status
+                code = -1  # the stream ended without a status: the process was killed (a kill of its shell)
+        except Exception as e:  # the websocket broke mid-stream: the one boundary names it
+            raise api_error(what, e, self) from e
+        finally:
+            ws.close()
+        return (code if code is not None else -1), out, err
 
     def close(self) -> None:
-        for c in (self.api, self._stream_api):
+        for c in (self.api, *self._stream_made):
             try:
                 if c is not None:
                     c.close()
@@ -159,10 +194,10 @@ atexit.register(close_all)
 
 # -- requests ------------------------------------------------------------------------------------
 def call(fn: Callable[..., Any], *args: Any, what: str, timeout: Any = REQUEST_TIMEOUT, missing_ok: bool = False,
-         **kwargs: Any) -> Any:
+         raw: bool = False, **kwargs: Any) -> Any:
     """Call a generated API method and return its JSON body as dicts; errors become AppcoupErrors.
 
-    With ``missing_ok``, a 404 returns None.
+    With ``missing_ok``, a 404 returns None; with ``raw``, the body's bytes (a pod's log).
     """
     try:
         resp = fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
@@ -171,6 +206,8 @@ def call(fn: Callable[..., Any], *args: Any, what: str, timeout: Any = REQUEST_T
         if missing_ok and status_of(e) == 404:
             return None
         raise api_error(what, e) from e
+    if raw:
+        return data or b""
     return json.loads(data) if data else {}
 
 
@@ -213,17 +250,25 @@ def _short(e: BaseException) -> str:
 
 
 # -- watches -------------------------------------------------------------------------------------
-def watch(fn: Callable[..., Any], *args: Any, resource_version: str, timeout_seconds: int = 60,
-          stop: threading.Event | None = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def watch(fn: Callable[..., Any], *args: Any, resource_version: str, what: str, timeout_seconds: int = 60,
+          stop: threading.Event | None = None, opened: Callable[[Any], None] | None = None,
+          **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Raw watch events (``{"type", "object"}``) from ``resource_version`` until the server ends the watch.
 
-    The caller re-lists on :class:`Gone` (410: the version is too old) and re-watches on a normal end.
+    The caller re-lists on :class:`Gone` (410: the version is too old) and re-watches on a normal end;
+    any other failure is an :class:`AppcoupError` saying ``what`` failed. ``opened(response)`` gets the
+    response as soon as it is open, so its owner can close it to end the watch at once.
     """
     from kubernetes.watch.watch import iter_resp_lines
 
-    resp = fn(*args, watch=True, resource_version=resource_version, timeout_seconds=timeout_seconds,
-              allow_watch_bookmarks=True, _preload_content=False,
-              _request_timeout=(5, timeout_seconds + 10), **kwargs)
+    try:
+        resp = fn(*args, watch=True, resource_version=resource_version, timeout_seconds=timeout_seconds,
+                  allow_watch_bookmarks=True, _preload_content=False,
+                  _request_timeout=(5, timeout_seconds + 10), **kwargs)
+    except Exception as e:
+        raise api_error(what, e) from e
+    if opened is not None:
+        opened(resp)
     try:
         for line in iter_resp_lines(resp):
             if stop is not None and stop.is_set():
@@ -236,6 +281,12 @@ def watch(fn: Callable[..., Any], *args: Any, resource_version: str, timeout_sec
                     raise Gone()
                 continue
             yield ev
+    except (Gone, GeneratorExit):
+        raise
+    except Exception as e:
+        if stop is not None and stop.is_set():
+            return  # closed by its owner: the end it asked for
+        raise api_error(what, e) from e
     finally:
         resp.close()
         resp.release_conn()
@@ -243,3 +294,7 @@ def watch(fn: Callable[..., Any], *args: Any, resource_version: str, timeout_sec
 
 class Gone(Exception):
     """A watch's resourceVersion is too old (410): list again."""
+
+
+__all__ = ["FIX_CLUSTER", "FIX_SDK", "REQUEST_TIMEOUT", "Connection", "Gone", "api_error", "call", "close_all",
+           "connect", "contexts", "kubeconfig_path", "sdk", "status_of", "watch"]

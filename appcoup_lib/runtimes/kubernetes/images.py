@@ -14,6 +14,12 @@ tags (never ``:latest``, never pushed). What is missing on the cluster's nodes i
   ``APPCOUP_IMAGE_LOADER="sh -c 'docker save {image} | ssh node sudo ctr -n k8s.io images import -'"``;
   ``{image}``, ``{context}`` and ``{kubeconfig}`` are filled in (the image is appended when ``{image}``
   is absent). Without it, the error names what is needed.
+
+Where no Docker engine answers here (a learner on a shared cluster, the usual classroom), nothing is
+built or loaded: the pods use the *portable* tags (``images.tag_for(name, portable=True)``, a hash of
+the image's files alone) that the teacher's ``appcoup images preload`` put on every node, or, with
+``$APPCOUP_REGISTRY`` set, ``$APPCOUP_REGISTRY/<name>:<hash>`` that ``appcoup images push`` put
+there, pulled by the nodes (``imagePullPolicy: IfNotPresent``). :func:`course_images` decides.
 """
 
 from __future__ import annotations
@@ -22,67 +28,12 @@ import os
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import AppcoupError
-from ...paths import images_dir
+from ...errors import AppcoupError, RuntimeUnavailable
 from .client import Connection, call
-
-LOADER_ENV = "APPCOUP_IMAGE_LOADER"
-
-
-@dataclass(frozen=True)
-class Flavour:
-    """What kind of cluster a context points at, and how images reach it."""
-
-    name: str  # kind | minikube | k3d | docker-desktop | openshift | appcoup-test | other
-    cluster: str = ""  # the cluster/profile name the flavour's CLI wants
-    loader: tuple[str, ...] = ()  # argv before the image names; () when images need no loading
-
-    @property
-    def how(self) -> str:
-        if os.environ.get(LOADER_ENV):
-            return f"loaded by $APPCOUP_IMAGE_LOADER ({os.environ[LOADER_ENV]})"
-        if self.name == "docker-desktop":
-            return "shared with the Docker engine (nothing to load)"
-        if self.name == "openshift":
-            return ("built into an ImageStream by a binary build: `oc new-build --binary --name NAME`, "
-                    "`oc start-build NAME --from-dir images/ --follow`")
-        if self.loader:
-            return f"loaded with `{' '.join(self.loader)} IMAGE`"
-        return f"no known way: set {LOADER_ENV}=\"your-load-command {{image}}\""
-
-
-def detect(conn: Connection, nodes: list[dict[str, Any]], groups: set[str]) -> Flavour:
-    """The flavour of the cluster, from its API groups, its nodes and the context's name."""
-    ctx = conn.context
-    node_names = [n["metadata"]["name"] for n in nodes]
-    labels: dict[str, str] = {}
-    provider = ""
-    for n in nodes:
-        labels.update(n["metadata"].get("labels") or {})
-        provider = provider or (n.get("spec") or {}).get("providerID", "")
-    if "route.openshift.io" in groups:
-        return Flavour("openshift")
-    if provider.startswith("kind://") or ctx.startswith("kind-"):
-        name = ctx[len("kind-"):] if ctx.startswith("kind-") else (node_names[0].rsplit("-control-plane", 1)[0]
-                                                                  if node_names else "kind")
-        return Flavour("kind", name, ("kind", "load", "docker-image", "--name", name))
-    if "minikube.k8s.io/name" in labels or ctx == "minikube":
-        profile = labels.get("minikube.k8s.io/name", ctx)
-        return Flavour("minikube", profile, ("minikube", "image", "load", "-p", profile))
-    if ctx.startswith("k3d-") or any(n.startswith("k3d-") for n in node_names):
-        name = ctx[len("k3d-"):] if ctx.startswith("k3d-") else node_names[0][len("k3d-"):].rsplit("-server", 1)[0]
-        return Flavour("k3d", name, ("k3d", "image", "import", "-c", name))
-    if ctx in ("docker-desktop", "desktop-linux") or "docker-desktop" in node_names:
-        return Flavour("docker-desktop")
-    test = next((n for n in node_names if n == "appcoup-cluster" or n.startswith("appcoup-cluster-")), None)
-    script = images_dir().parent / "tests" / "cluster" / "load"
-    if test and script.exists():
-        suffix = test[len("appcoup-cluster-"):] if test != "appcoup-cluster" else ""
-        return Flavour("appcoup-test", suffix, ("env", f"APPCOUP_CLUSTER_NAME={suffix}", str(script)))
-    return Flavour("other")
+from .flavour import LOADER_ENV, Flavour, cluster_flavour
 
 
 def on_nodes(nodes: list[dict[str, Any]]) -> set[str]:
@@ -98,14 +49,100 @@ def on_nodes(nodes: list[dict[str, Any]]) -> set[str]:
     return out
 
 
-def list_nodes(conn: Connection) -> list[dict[str, Any]]:
-    """The cluster's nodes; [] when this account may not see them (common for a learner's account)."""
+REGISTRY_ENV = "APPCOUP_REGISTRY"
+NO_NODES = ("cannot read nodes with this account: assuming a generic cluster; images must be on the nodes "
+            f"or in {REGISTRY_ENV}")
+FIX_IMAGES = (f"ask the teacher to run `appcoup images preload` (every node then holds the images), or to push "
+              f"them (`appcoup images push`) and set {REGISTRY_ENV}=REGISTRY/PATH here; or start a Docker engine "
+              "here (it builds and loads them)")
+
+
+def read_nodes(conn: Connection) -> tuple[list[dict[str, Any]], str | None]:
+    """The cluster's nodes, and None; or [] and :data:`NO_NODES` when this account may not see them
+    (a learner's namespace-limited account): never a 403 traceback."""
     try:
-        return call(conn.core().list_node, what="Cannot list the cluster's nodes").get("items", [])
+        return call(conn.core().list_node, what="Cannot list the cluster's nodes").get("items", []), None
     except AppcoupError as e:
         if "RBAC" in e.what:
-            return []
+            return [], NO_NODES
         raise
+
+
+def list_nodes(conn: Connection) -> list[dict[str, Any]]:
+    """The cluster's nodes; [] when this account may not see them (common for a learner's account)."""
+    return read_nodes(conn)[0]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the pods' images come from: ``engine`` (built here, loaded), ``registry`` or ``nodes`` (preloaded)."""
+
+    kind: str
+    tags: dict[str, str] = field(default_factory=dict)  # image name -> the reference the pods use
+    why: str = ""  # for "nodes": why this machine's engine cannot build them
+
+    def describe(self) -> str:
+        if self.kind == "registry":
+            return f"images: pulled from {os.environ.get(REGISTRY_ENV)} (`appcoup images push` puts them there)"
+        if self.kind == "nodes":
+            return f"images: already on the nodes, preloaded (no Docker engine here: {self.why})"
+        return "images: built by this machine's Docker engine"
+
+
+def registry_ref(registry: str, name: str) -> str:
+    """``REGISTRY/<name>:<portable hash>``: where ``appcoup images push`` puts ``name``."""
+    from ... import images
+
+    return f"{registry.rstrip('/')}/{name}:{images.tag_for(name, portable=True).rsplit(':', 1)[1]}"
+
+
+def engine_problem() -> str | None:
+    """None when this machine's Docker engine answers; else why not, in its own words."""
+    from ... import images
+
+    try:
+        images.bases()
+    except RuntimeUnavailable as e:
+        return e.what.rstrip(".")
+    except AppcoupError:
+        return None  # it answers, with an error of its own: the build says it
+    return None
+
+
+def course_images(names: list[str], *, progress: bool | None = None, build: bool = True) -> Source:
+    """The references the pods use for the images ``names``: from ``$APPCOUP_REGISTRY``; else built on
+    this machine's engine (``build``); else, with no engine, the portable tags preloaded on the nodes."""
+    from ... import images
+
+    registry = os.environ.get(REGISTRY_ENV)
+    if registry:
+        return Source("registry", {n: registry_ref(registry, n) for n in names})
+    why = engine_problem()
+    if why is None:
+        tags = images.ensure(names, progress=progress) if build else {}
+        return Source("engine", tags)
+    return Source("nodes", {n: images.tag_for(n, portable=True) for n in names}, why)
+
+
+def missing_on_nodes(source: Source, used: list[str], nodes: list[dict[str, Any]]) -> list[str]:
+    """Of ``used``, those no node holds (only for preloaded images and readable nodes: else [])."""
+    if source.kind != "nodes" or not nodes:
+        return []
+    present = on_nodes(nodes)
+    return [t for t in used if t not in present]
+
+
+def deliver(conn: Connection, source: Source, used: list[str], nodes: list[dict[str, Any]]) -> None:
+    """Make ``used`` reachable by the nodes: loaded when built here, pulled from a registry, or already
+    there; AppcoupError naming exactly what is missing (and the way to get it there) otherwise."""
+    if source.kind == "engine":
+        put_on_cluster(conn, used, nodes)
+        return
+    missing = missing_on_nodes(source, used, nodes)
+    if missing:
+        raise AppcoupError(f"The images {', '.join(missing)} are not on the nodes of {conn.label}, and no Docker "
+                           f"engine here can build them.", why=f"{source.why}; {REGISTRY_ENV} is not set",
+                           fix=FIX_IMAGES)
 
 
 def ensure_on_cluster(conn: Connection, flavour: Flavour, tags: list[str], nodes: list[dict[str, Any]]) -> list[str]:
@@ -143,6 +180,12 @@ def ensure_on_cluster(conn: Connection, flavour: Flavour, tags: list[str], nodes
     return missing
 
 
+def put_on_cluster(conn: Connection, tags: list[str], nodes: list[dict[str, Any]] | None = None) -> list[str]:
+    """Load what the nodes lack of ``tags``, the cluster's own way (its flavour); return those loaded."""
+    nodes = list_nodes(conn) if nodes is None else nodes
+    return ensure_on_cluster(conn, cluster_flavour(conn, nodes), tags, nodes)
+
+
 def _run(argv: list[str], what: str, how: str) -> None:
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
@@ -152,3 +195,8 @@ def _run(argv: list[str], what: str, how: str) -> None:
         raise AppcoupError(f"Loading {what} into the cluster failed (`{' '.join(argv)}`, exit {r.returncode}).",
                            why=(r.stderr or r.stdout).strip()[-800:],
                            fix=f"fix the loader ({how}) and run again")
+
+
+__all__ = ["FIX_IMAGES", "LOADER_ENV", "NO_NODES", "REGISTRY_ENV", "Flavour", "Source", "course_images", "deliver",
+           "engine_problem", "ensure_on_cluster", "list_nodes", "missing_on_nodes", "on_nodes", "put_on_cluster",
+           "read_nodes", "registry_ref"]

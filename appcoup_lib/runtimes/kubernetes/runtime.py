@@ -9,11 +9,15 @@
   ``$APPCOUP_PEER_CONTEXT`` / ``$APPCOUP_PEER_KUBECONFIG``. Without one, ``up("federation")`` raises
   :class:`NotSupported` saying so: two namespaces of one cluster are not two clusters.
 - ``storage_class=NAME`` puts the `volume` claim on that StorageClass instead of the default one;
-  ``liveness_probe=True`` gives `single-image` a liveness probe on echo (the health lesson).
+  ``liveness_probe=True`` gives `single-image` a liveness probe on echo (the health lesson);
+  ``workload="deployment"`` runs the bare Pods (`pod`, `single-image`) as one-replica Deployments.
 
 Each app is a namespace named after the app, labelled ``app.kubernetes.io/part-of=appcoup``,
 ``appcoup.app`` and ``appcoup.learner``: ``down`` deletes it, ``clean`` deletes the learner's ones on
-every context that answers.
+every context that answers. Where the account may not create namespaces (a classroom's learner), or
+with ``runtime("kubernetes", namespace="x")`` / ``$APPCOUP_NAMESPACE``, every app runs in one shared
+namespace instead, its objects named ``<app>-...`` and found by label (:mod:`.placement`). Without a
+Docker engine here, the images come from the nodes or ``$APPCOUP_REGISTRY`` (:mod:`.images`).
 """
 
 from __future__ import annotations
@@ -21,39 +25,50 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
-from ...errors import AlreadyUp, AppcoupError, NotFound, NotSupported, RuntimeUnavailable
+from ...errors import AlreadyUp, AppcoupError, InvalidInput, NotFound, NotSupported, RuntimeUnavailable
 from ...scenarios import Scenario
-from ...scenarios import scenario as get_scenario
 from ..base import (
     APP_LABEL,
     LABEL,
     LABEL_VALUE,
     LEARNER_LABEL,
+    Ability,
     App,
     Availability,
     Runtime,
-    check_name,
-    default_name,
     learner,
     register,
 )
 from . import images as cluster_images
 from . import translate
-from .app import KubernetesApp, Part
+from .app import KubernetesApp
 from .client import (
     FIX_CLUSTER,
     FIX_SDK,
     Connection,
-    api_error,
     call,
     connect,
     contexts,
     kubeconfig_path,
+    sdk,
     status_of,
 )
+from .flavour import api_groups, detect
 from .namespaces import annotations_of, delete_namespace, wait_gone
+from .placement import (
+    NAMESPACE_ENV,
+    Placement,
+    context_namespace,
+    decide,
+    delete_labelled,
+    may,
+    read_record,
+    records,
+    wait_labelled_gone,
+    wait_removed,
+)
 
 PEER_CONTEXT_ENV = "APPCOUP_PEER_CONTEXT"
 PEER_KUBECONFIG_ENV = "APPCOUP_PEER_KUBECONFIG"
@@ -63,38 +78,29 @@ _CREATE = {  # kind -> (API group accessor, method)
     "PersistentVolumeClaim": ("core", "create_namespaced_persistent_volume_claim"),
     "Deployment": ("apps", "create_namespaced_deployment"),
     "EndpointSlice": ("discovery", "create_namespaced_endpoint_slice"),
+    "ConfigMap": ("core", "create_namespaced_config_map"),
 }
 
 
 def probe(conn: Connection, timeout: float = 4.0) -> dict[str, Any]:
     """The cluster's version, or :class:`RuntimeUnavailable` within ``timeout`` seconds."""
-    import kubernetes
-
     try:
-        resp = kubernetes.client.VersionApi(conn.api).get_code(_preload_content=False,
-                                                                _request_timeout=(timeout / 2, timeout / 2))
-        import json
-
-        return json.loads(resp.data)
-    except Exception as e:  # noqa: BLE001 - every way of not answering
-        err = api_error("No answer", e, conn)
+        return call(sdk().client.VersionApi(conn.api).get_code, what=f"No answer ({conn.label})",
+                    timeout=(timeout / 2, timeout / 2))
+    except AppcoupError as err:  # every way of not answering: said as "does not answer", with the fix
         raise RuntimeUnavailable(f"The cluster of {conn.label} does not answer.", why=err.why or err.what,
                                  fix=FIX_CLUSTER) from None
 
 
-def facts(conn: Connection) -> dict[str, Any]:
-    """What doctor says about a cluster: flavour, whether namespaces can be created, how images get there."""
-    import kubernetes
-
-    nodes = cluster_images.list_nodes(conn)
-    groups = {g["name"] for g in call(kubernetes.client.ApisApi(conn.api).get_api_versions,
-                                      what="Cannot list the API groups").get("groups", [])}
-    flavour = cluster_images.detect(conn, nodes, groups)
-    review = call(kubernetes.client.AuthorizationV1Api(conn.api).create_self_subject_access_review,
-                  {"spec": {"resourceAttributes": {"verb": "create", "resource": "namespaces"}}},
-                  what="Cannot ask what this account may do")
-    allowed = bool((review.get("status") or {}).get("allowed"))
-    return {"nodes": nodes, "flavour": flavour, "can_create_namespaces": allowed}
+def facts(conn: Connection, namespace: str | None = None) -> dict[str, Any]:
+    """What doctor says about a cluster: flavour, where apps go (and whether this account may run pods
+    there), how images get there. Nothing cluster-scoped is needed: unreadable nodes are a note."""
+    nodes, nodes_note = cluster_images.read_nodes(conn)
+    flavour = detect(conn, nodes, api_groups(conn))
+    placement = decide(conn, namespace)
+    may_run = placement.shared is None or may(conn, "create", "pods", placement.shared)
+    return {"nodes": nodes, "nodes_note": nodes_note, "flavour": flavour, "placement": placement,
+            "may_run": may_run, "can_create_namespaces": placement.why == Placement().why}
 
 
 @register
@@ -104,13 +110,30 @@ class KubernetesRuntime(Runtime):
     name = "kubernetes"
     description = "pods on a Kubernetes cluster"
     app_abilities = KubernetesApp.abilities
+    #: What needs a new image built on this machine (then loaded or pushed): without a Docker engine
+    #: (a learner's pod on a shared cluster) the images come from the nodes, and these are not possible.
+    BUILDS: ClassVar[frozenset[str]] = frozenset({"replace", "rollout"})
+
+    def can(self, ability: Ability) -> bool:
+        if ability in self.BUILDS and ability in self.app_abilities:
+            if self._builds_here is None:  # asked once: the engine's presence does not change under a kernel
+                self._builds_here = cluster_images.engine_problem() is None
+            return self._builds_here
+        return super().can(ability)
 
     def __init__(self, context: str | None = None, kubeconfig: str | None = None, *, peer: str | None = None,
-                 storage_class: str | None = None, liveness_probe: bool = False) -> None:
+                 storage_class: str | None = None, liveness_probe: bool = False, workload: str = "pod",
+                 namespace: str | None = None) -> None:
         super().__init__()
+        self._builds_here: bool | None = None
         self.context, self.kubeconfig, self.storage_class = context, kubeconfig, storage_class
+        self.namespace = namespace  # every app in this one namespace (see the module's docstring)
         self.peer = peer
         self.liveness_probe = liveness_probe  # single-image only: the health lesson's probed variant
+        if workload not in ("pod", "deployment"):
+            raise InvalidInput(f"There is no workload {workload!r}.",
+                               fix="use workload='pod' (the manifests' bare Pods) or workload='deployment'")
+        self.workload = workload  # "deployment": each bare Pod as a one-replica Deployment of it
 
     @property
     def conn(self) -> Connection:
@@ -154,43 +177,32 @@ class KubernetesRuntime(Runtime):
         finally:
             if conn is not None:
                 conn.close()
-        flavour = f["flavour"]
-        detail = (f"Kubernetes {version.get('gitVersion', '?')} at {conn.server}, context {conn.context!r}, "
-                  f"{flavour.name}; images: {flavour.how}")
-        if not f["can_create_namespaces"]:
-            return Availability("kubernetes", False, detail + "; this account may not create namespaces "
-                                "(verb create, resource namespaces)",
-                                "each app runs in a namespace of its own: ask the cluster's admin for "
-                                "`create namespaces`, or use another context")
-        return Availability("kubernetes", True, detail + "; namespaces: can create")
+        return _availability(version, conn, f)
 
     # -- up ----------------------------------------------------------------------------------------
     def _up(self, scenario: Scenario, name: str, *, interval: float, port: int, progress: bool | None,
             address: str = "127.0.0.1") -> App:
-        from ... import images
-
-        conns = [self.conn] + ([self.peer_conn()] if scenario.name == "federation" else [])
         dirs = translate.manifest_dirs(scenario)
-        for conn in conns:
-            _check_free(conn, name, scenario)
-        tags = images.ensure(translate.images_of(scenario), progress=progress)
+        conns = [self.conn] + ([self.peer_conn()] if len(dirs) > 1 else [])  # federation: a cluster a side
+        places = [decide(c, self.namespace) for c in conns]
+        for conn, place in zip(conns, places):
+            _check_free(conn, place, name, scenario)
+        source = cluster_images.course_images(translate.images_of(scenario), progress=progress)
+        tags = source.tags
         started = time.time()
         notes = {"appcoup.interval": f"{interval:g}", "appcoup.port": str(port), "appcoup.started": f"{started:.3f}",
-                 "appcoup.supervisor": "init" if any(c.image == "combined-init" for c in scenario.containers)
-                 else "naive"}
+                 "appcoup.supervisor": scenario.supervisor}
         if len(conns) > 1:
             notes["appcoup.peer"] = conns[1].kubeconfig or ""
             notes["appcoup.peer-context"] = conns[1].context
+            notes["appcoup.peer-namespace"] = places[1].shared or ""
         plans = [translate.plan(scenario, d, name, tags=tags, interval=interval, learner=learner(),
-                                annotations=notes, storage_class=self.storage_class,
-                                liveness_probe=self.liveness_probe) for d in dirs]
-        units = [tuple(sorted({o["metadata"]["labels"].get(translate.NAME_LABEL, "") for o in p.objects
-                               if translate.pod_spec(o) is not None})) for p in plans]
-        # The manifests' pod labels name the units: both sides of federation, all of the others.
-        parts = [Part(c, name, u) for c, u in zip(conns, units)]
-        app = KubernetesApp(self, scenario, name, interval=interval, parts=parts, started=started, port=port,
-                            address=address)
-        app.forward(port)  # the port first: a taken port fails before anything exists on the cluster
+                                annotations=notes, placement=place, storage_class=self.storage_class,
+                                liveness_probe=self.liveness_probe, workload=self.workload)
+                 for d, place in zip(dirs, places)]
+        parts = [place.part(c, name, u) for c, place, u in zip(conns, places, translate.units_per_cluster(scenario))]
+        app = KubernetesApp(self, scenario, name, interval=interval, parts=parts, started=started, address=address)
+        app.start_forward(port)  # the port first: a taken port fails before anything exists on the cluster
         created: list[Connection] = []
         nodes_a: list[dict[str, Any]] = []
         node_port = 0
@@ -198,11 +210,11 @@ class KubernetesRuntime(Runtime):
             for i, (conn, p) in enumerate(zip(conns, plans)):
                 nodes = cluster_images.list_nodes(conn)
                 used = sorted({c["image"] for o in p.objects for c in (translate.pod_spec(o) or {}).get("containers", [])})
-                cluster_images.ensure_on_cluster(conn, _flavour(conn, nodes), used, nodes)
+                cluster_images.deliver(conn, source, used, nodes)
                 if i == 1:  # federation: echo's side points at the generator side's exposed port
                     translate.point_endpoints(p, _node_address(nodes_a), node_port)
                 created.append(conn)
-                app.watcher(parts[i])  # watching first: every change is stamped by this machine's clock
+                app.watcher(parts[i]).start()  # watching first: every change is stamped by this machine's clock
                 results = _apply(conn, p)
                 if i == 0 and len(plans) > 1:
                     nodes_a = nodes
@@ -214,28 +226,43 @@ class KubernetesRuntime(Runtime):
         return app
 
     # -- other processes' apps ---------------------------------------------------------------------
-    def attach(self, scenario: str, name: str | None = None) -> App:
-        sc = get_scenario(scenario)
-        name = check_name(name) if name else default_name(sc.name)
-        conn = self.conn
-        ns = _read_namespace(conn, name)
+    def _recorded(self, scenario: Scenario, name: str) -> dict[str, Any]:
+        ns = read_record(self.conn, decide(self.conn, self.namespace), name)  # its Namespace, or its ConfigMap
         if ns is None or ns["metadata"].get("deletionTimestamp"):
-            raise NotFound(f"No app {name!r} runs on the kubernetes runtime ({conn.label}).",
-                           fix=f"start it: `appcoup up {sc.name} --runtime kubernetes`")
+            raise NotFound(f"No app {name!r} runs on the kubernetes runtime ({self.conn.label}).",
+                           fix=f"start it: `appcoup up {scenario.name} --runtime kubernetes`")
         notes = annotations_of(ns)
-        if sc.name == "single-image":
-            sc = sc.with_supervisor(notes.get("appcoup.supervisor", "naive"))  # type: ignore[arg-type]
-        conns = [conn]
-        if sc.name == "federation":
-            conns.append(connect(notes.get("appcoup.peer-context"), notes.get("appcoup.peer") or None))
-        units = [tuple(u.name for u in sc.units if u.name != "echo"), ("echo",)] if len(conns) > 1 else [
-            tuple(u.name for u in sc.units)]
-        parts = [Part(c, name, u) for c, u in zip(conns, units)]
-        return KubernetesApp(self, sc, name, interval=float(notes.get("appcoup.interval", "2")), parts=parts,
-                             started=float(notes.get("appcoup.started", time.time())), port=0)
+        return {"supervisor": notes.get("appcoup.supervisor"), "interval": float(notes.get("appcoup.interval", "2")),
+                "started": float(notes.get("appcoup.started", time.time())),
+                "peer_context": notes.get("appcoup.peer-context"), "peer": notes.get("appcoup.peer") or None,
+                "peer_namespace": notes.get("appcoup.peer-namespace") or None}
+
+    def _attach(self, scenario: Scenario, name: str, record: dict[str, Any]) -> App:
+        conns, places = [self.conn], [decide(self.conn, self.namespace)]
+        if len(translate.manifest_dirs(scenario)) > 1:  # federation: its other side, where up() noted it
+            conns.append(connect(record["peer_context"], record["peer"]))
+            places.append(Placement(record["peer_namespace"], "as up placed it") if record["peer_namespace"]
+                          else Placement())
+        parts = [place.part(c, name, u) for c, place, u in zip(conns, places, translate.units_per_cluster(scenario))]
+        app = KubernetesApp(self, scenario, name, interval=record["interval"], parts=parts, started=record["started"])
+        app.start_watching()
+        try:
+            app.start_forward(0)  # a port of its own: the one up() chose belongs to the process that started it
+        except BaseException:
+            app.close()
+            raise
+        return app
 
     def running(self) -> list[dict[str, Any]]:
         rows = []
+        place = decide(self.conn, self.namespace)
+        if place.shared is not None:
+            for rec in records(self.conn, place.shared, _selector(all_learners=False)):
+                labels = rec["metadata"].get("labels") or {}
+                rows.append({"runtime": "kubernetes", "name": labels[APP_LABEL],
+                             "scenario": labels.get(translate.SCENARIO_LABEL, "?"),
+                             "url": f"port-forward on attach (namespace {place.shared}, {self.conn.context})"})
+            return rows
         for ns in _app_namespaces(self.conn, all_learners=False):
             meta = ns["metadata"]
             if meta.get("deletionTimestamp"):
@@ -265,8 +292,13 @@ class KubernetesRuntime(Runtime):
                 conn = connect(target[1], target[0])
             except AppcoupError:
                 return []  # not reachable now: nothing to do there
-            removed = []
-            spaces = [ns["metadata"]["name"] for ns in _app_namespaces(conn, all_learners=all_learners)]
+            removed = _clean_shared(conn, all_learners)
+            try:
+                spaces = [ns["metadata"]["name"] for ns in _app_namespaces(conn, all_learners=all_learners)]
+            except AppcoupError as e:
+                if "RBAC" in e.what:
+                    return removed  # may not list namespaces: it has none of its own (the shared mode)
+                raise
             for ns in spaces:
                 if delete_namespace(conn, ns):
                     removed.append(f"namespace {ns} ({conn.context})")
@@ -280,18 +312,58 @@ class KubernetesRuntime(Runtime):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _read_namespace(conn: Connection, name: str) -> dict[str, Any] | None:
-    return call(conn.core().read_namespace, name, what=f"Cannot read the namespace {name!r}", missing_ok=True)
+def _availability(version: dict[str, Any], conn: Connection, f: dict[str, Any]) -> Availability:
+    """doctor's line: the cluster, where apps go and why, how images get there; False only for what stops `up`."""
+    place: Placement = f["placement"]
+    detail = (f"Kubernetes {version.get('gitVersion', '?')} at {conn.server}, context {conn.context!r}, "
+              f"{f['flavour'].name}; {place.describe()}")
+    if not f["may_run"]:
+        return Availability("kubernetes", False, detail + f"; this account may not create pods in {place.shared!r}",
+                            f"ask the cluster's admin for a Role in {place.shared!r} (admin on that namespace), "
+                            f"or name a namespace where you have one: {NAMESPACE_ENV}=NAME")
+    from ... import images
+
+    source = cluster_images.course_images(list(images.NAMES), build=False)
+    detail += "; " + (source.describe() if source.kind != "engine" else f"images: {f['flavour'].how}")
+    if f["nodes_note"]:
+        detail += f"; {f['nodes_note']}"
+    missing = cluster_images.missing_on_nodes(source, sorted(source.tags.values()), f["nodes"])
+    if missing:
+        return Availability("kubernetes", False, detail + f"; not on the nodes: {', '.join(missing)}",
+                            cluster_images.FIX_IMAGES)
+    return Availability("kubernetes", True, detail)
 
 
-def _check_free(conn: Connection, name: str, scenario: Scenario) -> None:
-    """AlreadyUp when the app's namespace exists; wait out one that is still being deleted."""
-    ns = _read_namespace(conn, name)
+def _selector(*, all_learners: bool) -> str:
+    return f"{LABEL}={LABEL_VALUE},{APP_LABEL}" + ("" if all_learners else f",{LEARNER_LABEL}={learner()}")
+
+
+def _clean_shared(conn: Connection, all_learners: bool) -> list[str]:
+    """The learner's apps (everyone's) in the shared namespace ($APPCOUP_NAMESPACE, else the context's)."""
+    ns = os.environ.get(NAMESPACE_ENV) or context_namespace(conn)
+    selector = _selector(all_learners=all_learners)
+    try:
+        names = sorted({(r["metadata"].get("labels") or {}).get(APP_LABEL, "?") for r in records(conn, ns, selector)})
+        if delete_labelled(conn, ns, selector):
+            wait_labelled_gone(conn, ns, selector)
+    except AppcoupError as e:
+        if "RBAC" in e.what:
+            return []  # nothing of ours can be there
+        raise
+    return [f"app {n} (namespace {ns}, {conn.context})" for n in names]
+
+
+def _check_free(conn: Connection, place: Placement, name: str, scenario: Scenario) -> None:
+    """AlreadyUp when the app's record (its namespace, or its ConfigMap) exists; wait out one being deleted."""
+    ns = read_record(conn, place, name)
     if ns is None:
+        if place.shared is not None:  # objects of an app downed a moment ago may still be going
+            wait_removed(place.part(conn, name, ()))
         return
     labels = ns["metadata"].get("labels") or {}
+    what = "namespace" if place.shared is None else f"ConfigMap (in {place.shared!r})"
     if labels.get(LABEL) != LABEL_VALUE:
-        raise AlreadyUp(f"The namespace {name!r} exists on {conn.label} and is not appcoup's.",
+        raise AlreadyUp(f"The {what} {ns['metadata']['name']!r} exists on {conn.label} and is not appcoup's.",
                         fix="pick another app name: up(..., name='appcoup-mine')")
     if ns["metadata"].get("deletionTimestamp"):
         wait_gone(conn, name)
@@ -308,28 +380,27 @@ def _app_namespaces(conn: Connection, *, all_learners: bool) -> list[dict[str, A
         "items", [])
 
 
-def _flavour(conn: Connection, nodes: list[dict[str, Any]]) -> cluster_images.Flavour:
-    import kubernetes
-
-    groups: set[str] = set()
-    if not os.environ.get(cluster_images.LOADER_ENV):
-        groups = {g["name"] for g in call(kubernetes.client.ApisApi(conn.api).get_api_versions,
-                                          what="Cannot list the API groups").get("groups", [])}
-    return cluster_images.detect(conn, nodes, groups)
-
-
 def _node_address(nodes: list[dict[str, Any]]) -> str:
     for n in nodes:
         for a in (n.get("status") or {}).get("addresses") or []:
             if a.get("type") == "InternalIP":
                 return a["address"]
+    if not nodes:  # a namespace-limited account: nodes are not its to read
+        raise AppcoupError("`federation` needs a node address of the generator's cluster, and this account "
+                           "cannot read nodes there.", why=cluster_images.NO_NODES,
+                           fix="run federation with an account that may `list nodes` on the first cluster")
     raise AppcoupError("The generator's cluster reports no node address for the other cluster to reach.",
                        fix="check `kubectl get nodes -o wide` on it")
 
 
 def _apply(conn: Connection, p: translate.Plan) -> list[dict[str, Any]]:
-    """Create the namespace, then all its objects at once; return what the API returned."""
-    call(conn.core().create_namespace, p.namespace, what=f"Cannot create the namespace {p.name!r}")
+    """Create the record (the namespace, or the ConfigMap), then all the objects at once; return what the
+    API returned."""
+    if p.record["kind"] == "Namespace":
+        call(conn.core().create_namespace, p.record, what=f"Cannot create the namespace {p.name!r}")
+    else:
+        call(conn.core().create_namespaced_config_map, p.namespace, p.record,
+             what=f"Cannot create the ConfigMap {p.record['metadata']['name']!r} in {p.namespace!r}")
     apis = {"core": conn.core(), "apps": conn.apps(), "discovery": conn.discovery()}
 
     def create(obj: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 - ``scale``: patch the Deployment's ``replicas``; its Service spreads requests over the ready pods.
 - ``rollout``: set the new image on the Deployment; it starts a new pod, waits for its readiness
   probe, then stops an old one (``maxSurge`` 25 %, ``maxUnavailable`` 25 %: one at a time here).
+  ``strategy="recreate"|"rolling"`` patches ``spec.strategy`` first (``Recreate``, or
+  ``RollingUpdate`` with maxSurge 1 and maxUnavailable 0).
   The requests are counted from *inside the cluster*, through the unit's Service (a busybox
   ``wget`` loop in the generator's container), which is what the Service's users see; without a
   Service, through the app's port-forward.
@@ -18,14 +20,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ...errors import AppcoupError, NotSupported
+from ...results import Event, Spread, Table, parse_numbers
 from ...scenarios import Container, Unit
-from ..base import Table, parse_numbers
-from ..scaling import Scaling, _Traffic
+from ..scaling import Scaling, Traffic
+from . import images as cluster_images
 from .client import call
+from .namespaces import Part
 
 WAIT = 180  # seconds for a Deployment to reach what was asked
 # Python, not busybox wget: the static busybox of the offline images cannot resolve cluster names.
@@ -59,24 +64,35 @@ _STOP = ("import os, signal, sys\n"
 
 
 class KubernetesScaling(Scaling):
-    """The kubernetes runtime's hooks for :class:`~appcoup_lib.runtimes.scaling.Scaling`."""
+    """The kubernetes runtime's hooks for :class:`~appcoup_lib.runtimes.scaling.Scaling`.
+
+    A Deployment does the scale skeleton itself: ``_scale`` is overridden whole (patch
+    ``replicas``, wait), and ``_roll_out`` hands the new image to the Deployment's own strategy.
+    """
+
+    # What KubernetesApp provides (declared, not defined here: its own definitions are the ones used).
+    parts: list[Part]
+    _own: list[Event]
+    part: Callable[[str], Part]
+    _pods: Callable[[Part], list[dict[str, Any]]]
+    _newest: Callable[[list[dict[str, Any]], str], dict[str, Any] | None]
+    exec: Callable[..., str]
 
     def _note(self, who: str, kind: str, detail: str) -> None:
-        from ..base import Event
-
-        self._own.append(Event(time.time(), who, kind, detail))  # type: ignore[attr-defined]
+        # The app's own record (its _record also posts a core Event about one pod: not for a whole unit).
+        self._own.append(Event(time.time(), who, kind, detail))
 
     # -- the Deployment behind a unit --------------------------------------------------------------
     def _deployment(self, unit: Unit, *, required: bool = True) -> dict[str, Any] | None:
-        part = self.part(unit.name)  # type: ignore[attr-defined]
-        dep = call(part.conn.apps().read_namespaced_deployment, unit.name, part.namespace,
+        part = self.part(unit.name)
+        dep = call(part.conn.apps().read_namespaced_deployment, part.obj(unit.name), part.namespace,
                    what=f"Cannot read the Deployment {unit.name!r}", missing_ok=True)
         if dep is not None:
             return dep
         if not required:
             return None
         raise NotSupported(
-            f"Unit {unit.name!r} of {self.scenario.name!r} is a bare Pod on Kubernetes: it has no copies "  # type: ignore[attr-defined]
+            f"Unit {unit.name!r} of {self.scenario.name!r} is a bare Pod on Kubernetes: it has no copies "
             "and no rollout.",
             why="replicas and rolling updates are what a Deployment adds to a Pod; this scenario is one Pod, "
                 "as in the article (its manifest is a `kind: Pod`)",
@@ -90,8 +106,8 @@ class KubernetesScaling(Scaling):
         return self._service(unit) is not None
 
     def _service(self, unit: Unit) -> dict[str, Any] | None:
-        part = self.part(unit.name)  # type: ignore[attr-defined]
-        items = call(part.conn.core().list_namespaced_service, part.namespace,
+        part = self.part(unit.name)
+        items = call(part.conn.core().list_namespaced_service, part.namespace, label_selector=part.selector,
                      what="Cannot list the Services").get("items", [])
         entry = next((c for c in unit.containers if c.port), None)
         for svc in items:
@@ -103,27 +119,27 @@ class KubernetesScaling(Scaling):
 
     def _wait_deployment(self, unit: Unit, replicas: int, timeout: float = WAIT) -> None:
         """Until every pod is of the newest template, ready, and no old pod remains."""
-        part = self.part(unit.name)  # type: ignore[attr-defined]
+        part = self.part(unit.name)
 
         def done() -> bool:
             dep = self._deployment(unit) or {}
             st, meta = dep.get("status", {}), dep.get("metadata", {})
-            pods = [p for p in self._pods(part)  # type: ignore[attr-defined]
+            pods = [p for p in self._pods(part)
                     if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == unit.name]
             return (st.get("observedGeneration", 0) >= meta.get("generation", 1)
                     and st.get("updatedReplicas", 0) == replicas and st.get("readyReplicas", 0) == replicas
                     and st.get("replicas", 0) == replicas and len(pods) == replicas)
-        self.wait_until(done, timeout, f"the Deployment {unit.name!r} to run {replicas} ready pod(s)")  # type: ignore[attr-defined]
+        self.wait_until(done, timeout, f"the Deployment {unit.name!r} to run {replicas} ready pod(s)")
 
     def _scale(self, unit: Unit, replicas: int, versions: dict[str, str] | None = None) -> None:
         self._deployment(unit)
-        part = self.part(unit.name)  # type: ignore[attr-defined]
-        call(part.conn.apps().patch_namespaced_deployment_scale, unit.name, part.namespace,
+        part = self.part(unit.name)
+        call(part.conn.apps().patch_namespaced_deployment_scale, part.obj(unit.name), part.namespace,
              {"spec": {"replicas": replicas}}, what=f"Cannot scale {unit.name!r}")
         self._wait_deployment(unit, replicas)
         svc = self._service(unit)
         if svc is not None:  # ready pods become the Service's endpoints a moment later
-            self.wait_until(lambda: self._endpoints(svc["metadata"]["name"], part) == replicas, 60,  # type: ignore[attr-defined]
+            self.wait_until(lambda: self._endpoints(svc["metadata"]["name"], part) == replicas, 60,
                             f"the Service {svc['metadata']['name']!r} to list {replicas} ready pod(s)")
             time.sleep(1.0)  # and kube-proxy, on every node, a moment after that
 
@@ -139,26 +155,32 @@ class KubernetesScaling(Scaling):
     def _prepare(self, containers: list[Container], context: Path) -> dict[str, str]:
         """Build the changed images on the Docker engine, then load them onto the cluster's nodes."""
         from ... import images
-        from . import images as cluster_images
-        from .runtime import _flavour
 
         for c in containers:
-            self._deployment(self.scenario.unit_of(c.name))  # type: ignore[attr-defined]
-        changed = sorted({c.image for c in containers
-                          if images.tag_for(c.image, context=context) != images.tag_for(c.image)})
-        built = images.build(changed, context=context, progress=False) if changed else {}
+            self._deployment(self.scenario.unit_of(c.name))
+        built = images.build_changed({c.image for c in containers}, context=context, progress=False)
         tags = [b.tag for b in built.values()]
         if tags:
-            for part in self.parts:  # type: ignore[attr-defined]
-                nodes = cluster_images.list_nodes(part.conn)
-                cluster_images.ensure_on_cluster(part.conn, _flavour(part.conn, nodes), tags, nodes)
+            for part in self.parts:
+                cluster_images.put_on_cluster(part.conn, tags)
         return {c.name: built[c.image].tag for c in containers if c.image in built}
 
-    def _roll_out(self, unit: Unit, versions: dict[str, str], copies: int) -> str:
-        part = self.part(unit.name)  # type: ignore[attr-defined]
+    def _set_strategy(self, unit: Unit, strategy: str | None, copies: int) -> None:
+        """Patch the Deployment's ``spec.strategy`` (no new pod: the strategy is not in the pod template)."""
+        if strategy is None:
+            return
+        part = self.part(unit.name)
+        self._deployment(unit)
+        body = ({"type": "Recreate", "rollingUpdate": None} if strategy == "recreate"
+                else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+        call(part.conn.apps().patch_namespaced_deployment, part.obj(unit.name), part.namespace,
+             {"spec": {"strategy": body}}, what=f"Cannot set the rollout strategy of {unit.name!r}")
+
+    def _roll_out(self, unit: Unit, versions: dict[str, str], copies: int, strategy: str | None = None) -> str:
+        part = self.part(unit.name)
         patch = {"spec": {"template": {"spec": {"containers": [
             {"name": name, "image": tag} for name, tag in versions.items()]}}}}
-        call(part.conn.apps().patch_namespaced_deployment, unit.name, part.namespace, patch,
+        call(part.conn.apps().patch_namespaced_deployment, part.obj(unit.name), part.namespace, patch,
              what=f"Cannot set the new image on {unit.name!r}")
         self._wait_deployment(unit, copies)
         # The Deployment's own strategy: RollingUpdate, or Recreate (all old pods first, as the
@@ -166,20 +188,18 @@ class KubernetesScaling(Scaling):
         kind = ((self._deployment(unit) or {}).get("spec", {}).get("strategy") or {}).get("type", "RollingUpdate")
         return f"{'rolling' if kind == 'RollingUpdate' else 'recreate'} (Deployment, {kind})"
 
-    def _identities(self) -> dict[str, tuple[Any, int]]:
-        return {name: (st.get("pod"), int(st.get("restarts", 0)))
-                for name, st in self.status().items()}  # type: ignore[attr-defined]
+    identity_field = "pod"  # a pod replaced is a new pod; a container restarted keeps it
 
     def _prober(self, unit: Unit) -> str | None:
         """A container outside ``unit`` with Python in its image, to send requests from (the adapter)."""
-        return next((c.name for u in self.scenario.units if u.name != unit.name  # type: ignore[attr-defined]
+        return next((c.name for u in self.scenario.units if u.name != unit.name
                      for c in u.containers if c.image in ("adapter", "echo")), None)
 
     def _traffic(self, unit: Unit, period: float) -> Any:
         svc = self._service(unit)
         prober = self._prober(unit)
         if svc is None or prober is None:
-            return _Traffic(self, period)
+            return Traffic(self, period)
         port = next(p["port"] for p in svc["spec"]["ports"])
         return _InCluster(self, prober, f"http://{svc['metadata']['name']}:{port}/data", period)
 
@@ -188,15 +208,15 @@ class KubernetesScaling(Scaling):
         bare: list[tuple[Any, dict[str, Any]]] = []
         scaled: list[tuple[Unit, int]] = []
         for u in units:
-            part = self.part(u.name)  # type: ignore[attr-defined]
+            part = self.part(u.name)
             dep = self._deployment(u, required=False)
             if dep is not None:
                 n = int(dep["spec"].get("replicas", 1))
-                call(part.conn.apps().patch_namespaced_deployment_scale, u.name, part.namespace,
+                call(part.conn.apps().patch_namespaced_deployment_scale, part.obj(u.name), part.namespace,
                      {"spec": {"replicas": 0}}, what=f"Cannot scale {u.name!r} to 0")
                 scaled.append((u, n))
             else:
-                pod = self._newest(self._pods(part), u.name)  # type: ignore[attr-defined]
+                pod = self._newest(self._pods(part), u.name)
                 if pod is None:
                     continue
                 call(part.conn.core().delete_namespaced_pod, pod["metadata"]["name"], part.namespace,
@@ -204,9 +224,9 @@ class KubernetesScaling(Scaling):
                 bare.append((part, pod))
         names = {u.name for u in units}
         # Delete everything first: for a moment none of them exists, only the volumes that persist.
-        self.wait_until(lambda: not [p for part in self.parts for p in self._pods(part)  # type: ignore[attr-defined]
+        self.wait_until(lambda: not [p for part in self.parts for p in self._pods(part)
                                      if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") in names],
-                        WAIT, "the pods to be gone")  # type: ignore[attr-defined]
+                        WAIT, "the pods to be gone")
         for part, pod in bare:
             meta = pod["metadata"]
             fresh = {"apiVersion": "v1", "kind": "Pod",
@@ -214,15 +234,13 @@ class KubernetesScaling(Scaling):
                      "spec": {k: v for k, v in pod["spec"].items() if k != "nodeName"}}
             call(part.conn.core().create_namespaced_pod, part.namespace, fresh, what="Cannot create the pod again")
         for u, n in scaled:
-            part = self.part(u.name)  # type: ignore[attr-defined]
-            call(part.conn.apps().patch_namespaced_deployment_scale, u.name, part.namespace,
+            part = self.part(u.name)
+            call(part.conn.apps().patch_namespaced_deployment_scale, part.obj(u.name), part.namespace,
                  {"spec": {"replicas": n}}, what=f"Cannot scale {u.name!r} back")
 
     # -- seeing the copies -----------------------------------------------------------------------------
-    def _spread(self, requests: int) -> Any:
+    def spread_inside(self, requests: int) -> Spread:
         """Requests from inside the cluster: through the Service of the unit serving /data, or each pod."""
-        from ...results import Spread
-
         unit = self._entry_unit()
         svc = self._service(unit)
         entry = next(c for c in unit.containers if c.port)
@@ -230,13 +248,13 @@ class KubernetesScaling(Scaling):
         if prober is not None:
             urls = [f"http://{svc['metadata']['name']}:{svc['spec']['ports'][0]['port']}/data"] * requests  # type: ignore[index]
         else:  # no Service before the copies: ask each pod by its address, from one of them
-            part = self.part(unit.name)  # type: ignore[attr-defined]
-            ips = [p["status"].get("podIP") for p in self._pods(part)  # type: ignore[attr-defined]
+            part = self.part(unit.name)
+            ips = [p["status"].get("podIP") for p in self._pods(part)
                    if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == unit.name
                    and p["status"].get("podIP") and not p["metadata"].get("deletionTimestamp")]
             urls = [f"http://{ip}:{entry.port}/data" for ip in ips for _ in range(max(1, requests // max(1, len(ips))))]
             prober = entry.name
-        out = self.exec(prober, "python3", "-c", _SPREAD, *urls)  # type: ignore[attr-defined]
+        out = self.exec(prober, "python3", "-c", _SPREAD, *urls)
         spread = Spread()
         for chunk in out.split("@@@")[1:]:
             who = next((ln.split(":", 1)[1].strip() for ln in chunk.splitlines()
@@ -248,18 +266,20 @@ class KubernetesScaling(Scaling):
             spread.served.setdefault(who, []).append(parse_numbers(body))
         return spread
 
-    def _append_data(self, nbytes: int, line: bytes = b"12345\n") -> None:
+    def append_data(self, nbytes: int, line: bytes = b"12345\n") -> None:
         """Append ``nbytes`` of numbers to the generator's data file, from inside its container."""
-        gen = next(c.name for c in self.scenario.containers if "generator" in c.runs)  # type: ignore[attr-defined]
+        gen = next(c.name for c in self.scenario.containers if "generator" in c.runs)
         n = max(1, nbytes // len(line)) * len(line)
-        self.exec(gen, "sh", "-c", f"yes {line.decode().strip()} | head -c {n} >> data")  # type: ignore[attr-defined]
+        self.exec(gen, "sh", "-c", f"yes {line.decode().strip()} | head -c {n} >> data")
+
+    # The names loose.py probes for today (getattr); it asks can("spread") / can("append") next.
 
     def volumes(self) -> Table:
         """Which container mounts which volume: the pods' own words (an emptyDir, or a claim by name)."""
         rows = []
-        for unit in self.scenario.units:  # type: ignore[attr-defined]
-            part = self.part(unit.name)  # type: ignore[attr-defined]
-            pod = self._newest(self._pods(part), unit.name)  # type: ignore[attr-defined]
+        for unit in self.scenario.units:
+            part = self.part(unit.name)
+            pod = self._newest(self._pods(part), unit.name)
             if pod is None:
                 continue
             vols = {v["name"]: v for v in pod["spec"].get("volumes") or []}
@@ -278,12 +298,12 @@ class KubernetesScaling(Scaling):
 
     def resolve(self, name: str, *, container: str = "echo") -> dict[str, Any]:
         """Ask the cluster's DNS, from inside ``container``'s pod, who ``name`` is."""
-        unit = self.scenario.unit_of(container)  # type: ignore[attr-defined]
-        ns = self.part(unit.name).namespace  # type: ignore[attr-defined]
-        fqdn = f"{name}.{ns}.svc.cluster.local"
+        unit = self.scenario.unit_of(container)
+        part = self.part(unit.name)  # in a shared namespace the Service `adapter` is `<app>-adapter`
+        fqdn = f"{part.obj(name)}.{part.namespace}.svc.cluster.local"
         script = ("import socket, sys; print('Address: ' + ' '.join(socket.gethostbyname_ex(sys.argv[1])[2])); "
                   "print(open('/etc/resolv.conf').read())")
-        out = self.exec(container, "python3", "-c", script, fqdn)  # type: ignore[attr-defined]
+        out = self.exec(container, "python3", "-c", script, fqdn)
         addrs = [w for ln in out.splitlines() if ln.startswith("Address") for w in ln.split(":", 1)[1].split()
                  if w.count(".") == 3 and "#" not in w]
         server = next((ln.split()[1] for ln in out.splitlines() if ln.startswith("nameserver")), "?")
@@ -309,7 +329,7 @@ class _InCluster:
         except AppcoupError as e:
             self._out = str(e)
 
-    def __enter__(self) -> _InCluster:
+    def __enter__(self) -> Self:
         self._thread.start()
         time.sleep(0.5)  # the loop is running before the rollout begins
         return self

@@ -1,10 +1,12 @@
 """A scenario as Kubernetes objects: the YAML files of ``manifests/``, adapted to one app.
 
 The files are the one source of truth (a learner can ``kubectl apply`` them by hand); this module
-only changes what differs per app: the namespace (one per app, named after it), the labels that
-let ``down`` and ``clean`` find everything, the image tags (the content hashes :mod:`appcoup_lib.images`
-built), the generator's ``INTERVAL``, the namespace inside echo's ``SOURCE_URL`` and, for
-`federation`, the address of the other cluster.
+only changes what differs per app: where it goes (a :class:`~.placement.Placement`: a namespace
+named after the app, or a shared namespace where every object is named ``<app>-<name>``), the labels
+that let ``down`` and ``clean`` find everything (and the selectors, narrowed to the app's label, so
+two apps in one namespace never select each other's pods), the image tags (the content hashes
+:mod:`appcoup_lib.images` built), the generator's ``INTERVAL``, the Service and namespace inside
+echo's ``SOURCE_URL`` and, for `federation`, the address of the other cluster.
 """
 
 from __future__ import annotations
@@ -20,24 +22,28 @@ import yaml
 from ...paths import manifests_dir
 from ...scenarios import Scenario
 from ..base import APP_LABEL, LABEL, LABEL_VALUE, LEARNER_LABEL
+from .placement import PER_APP, Placement
 
 Obj = dict[str, Any]
 NAME_LABEL = "app.kubernetes.io/name"
 SCENARIO_LABEL = "appcoup.scenario"
 _IMAGE = re.compile(r"^appcoup/([a-z-]+):0\.1\.0$")
+_SERVICE_URL = re.compile(r"//([a-z0-9-]+)\.appcoup\.svc\.")
 _WORKLOADS = ("Pod", "Deployment")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to create on one cluster: a namespace, then its objects."""
+    """What to create on one cluster: the app's record (its Namespace, or in a shared namespace its
+    ConfigMap ``<app>-appcoup``, carrying what ``up`` notes), then its objects, in ``namespace``."""
 
-    namespace: Obj
+    namespace: str
+    record: Obj
     objects: list[Obj]
 
     @property
     def name(self) -> str:
-        return self.namespace["metadata"]["name"]
+        return self.namespace
 
 
 @lru_cache(maxsize=16)
@@ -54,6 +60,20 @@ def manifest_dirs(scenario: Scenario) -> list[str]:
     return [scenario.name]
 
 
+def units_per_cluster(scenario: Scenario) -> list[tuple[str, ...]]:
+    """The scenario's units on each cluster, in the order of :func:`manifest_dirs`.
+
+    Read from the scenario's data: across two clusters, the units whose containers read another's
+    data remotely (``source``: echo in `federation`) run on the second one, where that data is
+    consumed; the others, which produce it, on the first.
+    """
+    units = [u.name for u in scenario.units]
+    if len(manifest_dirs(scenario)) == 1:
+        return [tuple(units)]
+    remote = tuple(u.name for u in scenario.units if any(c.source for c in u.containers))
+    return [tuple(u for u in units if u not in remote), remote]
+
+
 def pod_spec(obj: Obj) -> Obj | None:
     if obj["kind"] == "Pod":
         return obj["spec"]
@@ -66,24 +86,35 @@ def pod_spec(obj: Obj) -> Obj | None:
 LIVENESS = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2}
 
 
-def plan(scenario: Scenario, rel: str, namespace: str, *, tags: dict[str, str], interval: float,
-         learner: str, annotations: dict[str, str], storage_class: str | None = None,
-         liveness_probe: bool = False) -> Plan:
-    """The objects of ``manifests/<rel>`` for the app ``namespace`` (its name)."""
-    labels = {LABEL: LABEL_VALUE, APP_LABEL: namespace, LEARNER_LABEL: learner, SCENARIO_LABEL: scenario.name}
-    ns = copy.deepcopy(_load("namespace.yaml")[0])
-    ns["metadata"]["name"] = namespace
-    ns["metadata"]["labels"].update(labels)
-    ns["metadata"]["annotations"] = dict(annotations)
+def plan(scenario: Scenario, rel: str, app: str, *, tags: dict[str, str], interval: float,
+         learner: str, annotations: dict[str, str], placement: Placement = PER_APP,
+         storage_class: str | None = None, liveness_probe: bool = False, workload: str = "pod") -> Plan:
+    """The objects of ``manifests/<rel>`` for the app ``app`` (its name), placed as ``placement`` says.
+
+    ``workload="deployment"``: each bare Pod as a one-replica Deployment of it (:func:`as_deployment`).
+    """
+    namespace = placement.namespace_of(app)
+    labels = {LABEL: LABEL_VALUE, APP_LABEL: app, LEARNER_LABEL: learner, SCENARIO_LABEL: scenario.name}
+    if placement.shared is None:
+        record = copy.deepcopy(_load("namespace.yaml")[0])
+        record["metadata"]["name"] = namespace
+    else:
+        record = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": placement.record_name(app)},
+                  "data": {"scenario": scenario.name, "manifests": rel}}
+    record["metadata"].setdefault("labels", {}).update(labels)
+    record["metadata"]["annotations"] = dict(annotations)
     objects = []
     for doc in _load(rel):
         obj = copy.deepcopy(doc)
+        obj["metadata"]["name"] = placement.name(app, obj["metadata"]["name"])
         obj["metadata"].setdefault("labels", {}).update(labels)
         if obj["kind"] == "Deployment":
             obj["spec"]["template"]["metadata"].setdefault("labels", {}).update(labels)
+        _narrow(obj, app, placement)
         spec = pod_spec(obj)
         for c in (spec or {}).get("containers", []):
-            _adapt_container(c, scenario, namespace, tags, interval)
+            _adapt_container(c, scenario, tags, interval)
+            _aim(c, app, placement)
             if liveness_probe and scenario.name == "single-image":
                 c["livenessProbe"] = dict(LIVENESS)
         if obj["kind"] == "PersistentVolumeClaim" and storage_class is not None:
@@ -93,15 +124,59 @@ def plan(scenario: Scenario, rel: str, namespace: str, *, tags: dict[str, str], 
             # choose, so two learners' federations on one cluster do not collide.
             for p in obj["spec"]["ports"]:
                 p.pop("nodePort", None)
+        if workload == "deployment" and obj["kind"] == "Pod":
+            unit = (obj["metadata"].get("labels") or {}).get(NAME_LABEL, obj["metadata"]["name"])
+            obj = as_deployment(obj, placement.name(app, unit))
         objects.append(obj)
     # Storage and names first, then what uses them (all are sent at once, but a pod that finds its
     # claim already there is scheduled a moment sooner).
     order = {"PersistentVolumeClaim": 0, "Service": 1, "EndpointSlice": 1}
     objects.sort(key=lambda o: order.get(o["kind"], 2))
-    return Plan(ns, objects)
+    return Plan(namespace, record, objects)
 
 
-def _adapt_container(c: Obj, scenario: Scenario, namespace: str, tags: dict[str, str], interval: float) -> None:
+def _narrow(obj: Obj, app: str, placement: Placement) -> None:
+    """Selectors and references of one object, to the app's own objects (its label, its names)."""
+    mine = {APP_LABEL: app}
+    if obj["kind"] == "Deployment":
+        obj["spec"]["selector"].setdefault("matchLabels", {}).update(mine)
+    if obj["kind"] == "Service" and obj["spec"].get("selector"):
+        obj["spec"]["selector"].update(mine)
+    if obj["kind"] == "EndpointSlice":  # federation's hand-made endpoints: tied to the renamed Service
+        svc = obj["metadata"]["labels"].get("kubernetes.io/service-name")
+        if svc:
+            obj["metadata"]["labels"]["kubernetes.io/service-name"] = placement.name(app, svc)
+    spec = pod_spec(obj) or {}
+    for v in spec.get("volumes") or []:
+        if "persistentVolumeClaim" in v:
+            v["persistentVolumeClaim"]["claimName"] = placement.name(app, v["persistentVolumeClaim"]["claimName"])
+    affinity = (spec.get("affinity") or {}).get("podAffinity") or {}
+    terms = [*affinity.get("requiredDuringSchedulingIgnoredDuringExecution", []),
+             *(t["podAffinityTerm"] for t in affinity.get("preferredDuringSchedulingIgnoredDuringExecution", []))]
+    for term in terms:
+        term.setdefault("labelSelector", {}).setdefault("matchLabels", {}).update(mine)
+
+
+def _aim(c: Obj, app: str, placement: Placement) -> None:
+    """echo's ``SOURCE_URL``: the app's own Service, in the namespace the app runs in."""
+    for e in c.get("env", []):
+        if e["name"] == "SOURCE_URL":
+            e["value"] = _SERVICE_URL.sub(
+                lambda m: f"//{placement.name(app, m.group(1))}.{placement.namespace_of(app)}.svc.", e["value"])
+
+
+def as_deployment(pod: Obj, name: str) -> Obj:
+    """A one-replica Deployment ``name`` whose template is ``pod``: how pods run at work, where any
+    change to the template makes a new pod (and a new ``emptyDir``)."""
+    labels = dict(pod["metadata"].get("labels") or {})
+    selector = {k: labels[k] for k in (NAME_LABEL, APP_LABEL) if k in labels}
+    meta = {k: v for k, v in pod["metadata"].items() if k not in ("name", "labels")}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {**meta, "name": name, "labels": labels},
+            "spec": {"replicas": 1, "selector": {"matchLabels": selector},
+                     "template": {"metadata": {"labels": labels}, "spec": copy.deepcopy(pod["spec"])}}}
+
+
+def _adapt_container(c: Obj, scenario: Scenario, tags: dict[str, str], interval: float) -> None:
     m = _IMAGE.match(c.get("image", ""))
     if m:
         try:
@@ -112,8 +187,6 @@ def _adapt_container(c: Obj, scenario: Scenario, namespace: str, tags: dict[str,
     for e in c.get("env", []):
         if e["name"] == "INTERVAL":
             e["value"] = f"{interval:g}"
-        elif e["name"] == "SOURCE_URL":
-            e["value"] = e["value"].replace(".appcoup.svc.", f".{namespace}.svc.")
 
 
 def images_of(scenario: Scenario) -> list[str]:

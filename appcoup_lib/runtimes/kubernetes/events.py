@@ -1,6 +1,7 @@
 """The app's timeline, from the cluster: pod status changes and Events, watched as they happen.
 
-Two watch threads per namespace (pods, Events) keep the current pods in memory and turn each
+Two watch threads per namespace (pods, Events), started by :meth:`Watcher.start` (the app's ``up``,
+``attach`` or ``events``) and ended by :meth:`Watcher.close` (its ``down``), keep the current pods in memory and turn each
 change into an :class:`Event`, stamped with this machine's clock when it is observed: the API's
 timestamps have one-second precision, too coarse to order a kill, an exit and a restart.
 Watches end on server timeouts and on 410 (the resourceVersion is too old): they list again and
@@ -12,10 +13,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from ..base import Event
+from ...results import Event
+from ..clock import rfc3339
 from .client import Connection, Gone, call, watch
 from .translate import NAME_LABEL
 
@@ -29,20 +30,22 @@ _EVENT_KINDS = {"Unhealthy": "probe-failed", "Killing": "killing", "BackOff": "b
 
 
 def api_time(text: str | None) -> float:
-    """An API timestamp (RFC 3339, whole seconds) as epoch seconds (0.0 when absent)."""
-    if not text:
-        return 0.0
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    """An API timestamp (RFC 3339, whole seconds) as epoch seconds; 0.0 when absent (the callers' "unknown")."""
+    return rfc3339(text) or 0.0
 
 
 class Watcher:
-    """Watches the pods and Events of one namespace; keeps ``pods`` current and ``events`` growing."""
+    """Watches the pods and Events of one namespace; keeps ``pods`` current and ``events`` growing.
 
-    def __init__(self, conn: Connection, namespace: str, started: float) -> None:
+    Its two threads run from :meth:`start` to :meth:`close` (after which it does not start again).
+    In a namespace shared with other apps, ``selector`` (the app's label) narrows the pods, and
+    ``prefix`` (``<app>-``, the start of every name the app's objects carry) the Events.
+    """
+
+    def __init__(self, conn: Connection, namespace: str, started: float, *, selector: str | None = None,
+                 prefix: str = "") -> None:
         self.conn, self.namespace, self.started = conn, namespace, started
+        self.selector, self.prefix = selector, prefix
         self.pods: dict[str, dict[str, Any]] = {}
         self.gone_pods: dict[str, dict[str, Any]] = {}
         self.events: list[Event] = []
@@ -51,10 +54,26 @@ class Watcher:
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._listed = {"pods": threading.Event(), "events": threading.Event()}  # the first list is in
-        self._threads = [threading.Thread(target=self._loop, args=(kind,), daemon=True,
-                                          name=f"appcoup watch {kind} {namespace}") for kind in ("pods", "events")]
-        for t in self._threads:
-            t.start()
+        self._threads: list[threading.Thread] = []
+        self._open: dict[str, Any] = {}  # kind -> the watch response being read (closed to end it at once)
+        self._lock = threading.Lock()
+
+    def start(self) -> Watcher:
+        """Start the two watch threads (once; not again after :meth:`close`)."""
+        with self._lock:
+            if self._threads or self._stop.is_set():
+                return self
+            self._threads = [threading.Thread(target=self._loop, args=(kind,), daemon=True,
+                                              name=f"appcoup watch {kind} {self.namespace}")
+                             for kind in ("pods", "events")]
+            for t in self._threads:
+                t.start()
+        return self
+
+    @property
+    def listed(self) -> bool:
+        """Whether the first list of pods is in: from then on ``pods`` is what runs."""
+        return self._listed["pods"].is_set()
 
     def wait_listed(self, timeout: float = 5.0) -> None:
         """Wait until what existed before this watcher started is known (an app attached from elsewhere)."""
@@ -62,24 +81,43 @@ class Watcher:
         for ev in self._listed.values():
             ev.wait(max(0.0, deadline - time.monotonic()))
 
-    def close(self) -> None:
-        self._stop.set()
+    def close(self, timeout: float = 2.0) -> None:
+        """End the watches now (their responses are closed, not waited out) and wait for the threads."""
+        with self._lock:
+            self._stop.set()
+            responses = list(self._open.values())
+        for resp in responses:
+            _end(resp)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
+        self._notify()
+
+    def _opened(self, kind: str, resp: Any) -> None:
+        with self._lock:
+            self._open[kind] = resp
+            closing = self._stop.is_set()
+        if closing:  # close() ran while this watch was being opened
+            _end(resp)
 
     # -- the watch loops -------------------------------------------------------------------------
     def _loop(self, kind: str) -> None:
         core = self.conn.core()
         fn: Callable[..., Any] = core.list_namespaced_pod if kind == "pods" else core.list_namespaced_event
         handle = self._pod if kind == "pods" else self._event
+        narrow = {"label_selector": self.selector} if kind == "pods" and self.selector else {}
         version = ""
         while not self._stop.is_set():
             try:
                 if not version:
-                    listed = call(fn, self.namespace, what=f"Cannot list the {kind} of {self.namespace!r}")
+                    listed = call(fn, self.namespace, what=f"Cannot list the {kind} of {self.namespace!r}", **narrow)
                     version = listed["metadata"]["resourceVersion"]
                     for item in listed.get("items", []):
                         handle("ADDED", item, initial=True)
                     self._listed[kind].set()
-                for ev in watch(fn, self.namespace, resource_version=version, timeout_seconds=55, stop=self._stop):
+                for ev in watch(fn, self.namespace, resource_version=version, timeout_seconds=55, stop=self._stop,
+                                what=f"Cannot watch the {kind} of {self.namespace!r}",
+                                opened=lambda resp, kind=kind: self._opened(kind, resp), **narrow):
                     obj = ev.get("object") or {}
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if ev["type"] != "BOOKMARK":
@@ -87,7 +125,8 @@ class Watcher:
                 self.error = None
             except Gone:
                 version = ""  # too old: list again
-            except Exception as e:  # noqa: BLE001 - the cluster went away for a moment: retry
+            except Exception as e:  # noqa: BLE001 - the API failed (an AppcoupError) or sent what this cannot read:
+                # said by wait_ready's why, and listed again (a thread that died would stop the timeline)
                 self.error = e
                 version = ""
                 self._stop.wait(1.0)
@@ -154,8 +193,8 @@ class Watcher:
 
     # -- Events ----------------------------------------------------------------------------------
     def _event(self, kind: str, ev: dict[str, Any], *, initial: bool) -> None:
-        if kind == "DELETED":
-            return
+        if kind == "DELETED" or not (ev.get("involvedObject") or {}).get("name", "").startswith(self.prefix):
+            return  # gone, or about another app's object in a shared namespace
         uid = ev["metadata"].get("uid", "")
         count = ev.get("count") or (ev.get("series") or {}).get("count") or 1
         seen = self.raw_events.get(uid)
@@ -211,22 +250,37 @@ class Watcher:
         return list(dict.fromkeys(out))
 
     def running_pod(self, unit: str, container: str) -> str | None:
-        """The name of a pod of ``unit`` whose ``container`` runs now: a ready one first (during a
-        rolling update the newest pod runs before it answers), then the newest."""
-        best: tuple[bool, str, str] | None = None
+        """The name of a pod of ``unit`` to reach ``container`` in: one where it is ready first (during
+        a rolling update the newest pod runs before it answers), then one where it runs, then the newest.
+
+        A running pod whose ``container`` is seen as not running counts too (last): the status the
+        watch sees lags the kubelet by up to a second (its relist period), so a container restarted
+        after a crash answers before its status says it runs, and ``kubectl port-forward`` reaches it then.
+        """
+        best: tuple[bool, bool, str, str] | None = None
         for name, pod in list(self.pods.items()):
             if (pod["metadata"].get("labels") or {}).get(NAME_LABEL) != unit or pod["metadata"].get("deletionTimestamp"):
                 continue
+            phase = (pod.get("status") or {}).get("phase")
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-                if cs["name"] == container and (cs.get("state") or {}).get("running"):
-                    rank = (bool(cs.get("ready")), pod["metadata"].get("creationTimestamp", ""), name)
+                running = bool((cs.get("state") or {}).get("running"))
+                if cs["name"] == container and (running or phase == "Running"):
+                    rank = (bool(cs.get("ready")) and running, running, pod["metadata"].get("creationTimestamp", ""), name)
                     if best is None or rank > best:
                         best = rank
-        return best[2] if best else None
+        return best[3] if best else None
 
     def wait(self, timeout: float) -> None:
         with self.changed:
             self.changed.wait(timeout)
+
+
+def _end(resp: Any) -> None:
+    """End a watch being read by another thread now: its thread sees the end of the stream and returns."""
+    try:
+        resp.shutdown()  # urllib3 >= 2.3; closing alone does not wake a thread blocked reading the socket
+    except (AttributeError, ValueError, RuntimeError):  # an older urllib3, or the response already released
+        resp.close()  # then the watch ends at its next event or its server timeout
 
 
 def _scheduled(pod: dict[str, Any]) -> bool:

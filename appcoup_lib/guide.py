@@ -1,0 +1,158 @@
+"""Notebook 07's conclusions: a decision guide that quotes this run's scorecard, and the pictures of
+the couplings side by side (and one, before anything runs).
+
+A learner reads the conclusions, not the code that words them::
+
+    card = loose.scorecard(rt, ["pod", "service"])
+    guide.decision_guide(card)          # one line per question, each quoting the numbers
+    guide.pictures(["pod", "service"], rt.name)   # what each coupling shares, from the spec alone
+
+Nothing here measures or starts anything: the guide reads a table, the pictures read the spec
+(:func:`appcoup_lib.diagram.infer`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .diagram import infer, render
+
+# The questions of the guide, in the order a reader meets them.
+TOPICS = ("Ownership", "Release cadence", "Colocation", "Data volume", "Scaling", "Recovery", "Fastest")
+
+
+@dataclass(frozen=True)
+class Guide:
+    """The decision guide: ``(topic, sentence)`` per question the scorecard can answer."""
+
+    lines: tuple[tuple[str, str], ...]
+
+    def __str__(self) -> str:
+        if not self.lines:
+            return "(the scorecard answers none of the guide's questions: measure more scenarios)"
+        return "\n\n".join(f"- {topic}: {text}" for topic, text in self.lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __iter__(self) -> Any:
+        return iter(self.lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def topics(self) -> list[str]:
+        return [t for t, _ in self.lines]
+
+    def _repr_html_(self) -> str:
+        if not self.lines:
+            return f"<p>{html.escape(str(self))}</p>"
+        items = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(x)}</li>" for t, x in self.lines)
+        return f"<ul class='appcoup-guide'>{items}</ul>"
+
+
+def _show(value: Any, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value}{unit}"
+
+
+def _names(scenarios: Iterable[str]) -> str:
+    return ", ".join(scenarios) or "none"
+
+
+def decision_guide(card: Iterable[dict[str, Any]]) -> Guide:
+    """The guide's sentences for a scorecard (:func:`appcoup_lib.loose.scorecard`), each quoting it.
+
+    A question the table cannot answer (a column empty for the scenarios it needs) is left out,
+    never guessed.
+    """
+    rows = {r["scenario"]: r for r in card}
+
+    def num(scenario: str, column: str) -> float | None:
+        value = rows.get(scenario, {}).get(column)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    lines: list[tuple[str, str]] = []
+    restarting = [s for s in rows if num(s, "generator restarts on upgrade")]
+    calm = [s for s in rows if num(s, "generator restarts on upgrade") == 0]
+    if restarting:
+        lines.append(("Ownership", f"upgrading echo restarted the generator in {_names(restarting)}; it did not in "
+                                   f"{_names(calm)}. Two teams with two release cadences want the latter."))
+    elif calm:
+        lines.append(("Ownership", f"upgrading echo left the generator running in {_names(calm)}: on this "
+                                   "runtime, upgrading one program did not restart the other."))
+    zero = [s for s in rows if num(s, "upgrade failures (2 replicas)") == 0]
+    if zero:
+        one = ", ".join(f"{s} {_show(num(s, 'upgrade failures (1 replica)'))}" for s in zero)
+        lines.append(("Release cadence", "with 2 replicas and a rolling update, upgrading echo failed 0 requests "
+                                         f"in {_names(zero)} (with 1 replica: {one})."))
+    if "pod" in rows and "service" in rows:
+        lines.append(("Colocation", f"first number {_show(num('pod', 'first number (s)'), ' s')} in a pod against "
+                                    f"{_show(num('service', 'first number (s)'), ' s')} through a Service; recovery "
+                                    f"after echo's crash {_show(rows['pod'].get('recovery (s)'), ' s')} against "
+                                    f"{_show(rows['service'].get('recovery (s)'), ' s')}."))
+    vol, svc = num("volume", "throughput (MB/s)"), num("service", "throughput (MB/s)")
+    if vol and svc:
+        lines.append(("Data volume", f"bulk data moved at {vol} MB/s through the volume and {svc} MB/s through "
+                                     f"the adapter ({vol / svc:.1f}x)."))
+    same = [s for s in rows if rows[s].get("2 replicas serve") == "the same numbers"]
+    own = [s for s in rows if rows[s].get("2 replicas serve") == "different numbers"]
+    if same or own:
+        lines.append(("Scaling", f"2 replicas served the same numbers in {_names(same)}, and each its own in "
+                                 f"{_names(own)} (a copy of those is a copy of the generator too)."))
+    never = {s: str(rows[s].get("recovery (s)")) for s in rows
+             if str(rows[s].get("recovery (s)")).startswith("not within")}
+    if never:
+        within = sorted({m.group(1) for v in never.values() if (m := re.search(r"not within (.+)", v))})
+        lines.append(("Recovery", f"after echo crashed, /data did not answer again within {' / '.join(within)} in "
+                                  f"{_names(never)} (either nothing restarts echo there, see notebooks 01 and 02, "
+                                  "or the runtime waited longer before restarting it, see CrashLoopBackOff in "
+                                  "notebook 03)."))
+    timed = [(v, s) for s in rows if (v := num(s, "first number (s)")) is not None]
+    if timed:
+        value, fastest = min(timed)
+        lines.append(("Fastest", f"to a first number here: {fastest} ({value} s)."))
+    return Guide(tuple(lines))
+
+
+# -- the pictures, from the spec alone ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pictures:
+    """What each coupling shares on one runtime, drawn from the spec: a row of SVGs (one: a picture)."""
+
+    runtime: str
+    scenarios: tuple[str, ...]
+
+    def svgs(self) -> list[str]:
+        return [render(infer(s, self.runtime)) for s in self.scenarios]
+
+    def _repr_html_(self) -> str:
+        cells = "".join(f"<div style='flex:0 0 auto'>{svg}</div>" for svg in self.svgs())
+        return (f"<div class='appcoup-pictures' style='display:flex;gap:16px;overflow-x:auto;"
+                f"align-items:flex-start'>{cells}</div>")
+
+    def __str__(self) -> str:
+        lines = []
+        for s in self.scenarios:
+            topo = infer(s, self.runtime)
+            lines += [topo.title, str(topo.table())]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def pictures(scenarios: Iterable[str], runtime: str) -> Pictures:
+    """The spec's picture of each scenario on ``runtime``, side by side (nothing is started)."""
+    return Pictures(runtime, tuple(scenarios))
+
+
+def picture(scenario: str, runtime: str) -> Pictures:
+    """The spec's picture of one scenario on ``runtime``, before anything runs (``app.diagram()`` draws it live)."""
+    return pictures([scenario], runtime)
+
+
+__all__ = ["TOPICS", "Guide", "Pictures", "decision_guide", "picture", "pictures"]
