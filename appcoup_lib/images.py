@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .changes import CHANGES, change_one_line  # noqa: F401 - re-exported (older imports)
 from .errors import AppcoupError, BuildError, RuntimeUnavailable
 from .paths import images_dir
-from .changes import CHANGES, change_one_line  # noqa: F401 - re-exported (older imports)
 from .progress import Progress
+from .refs import short_ref
 
 LABEL = "app.kubernetes.io/part-of"
 LABEL_VALUE = "appcoup"
@@ -460,7 +461,7 @@ def prune() -> list[str]:
     current = {tag_for(n) for n in SPECS} | {local_base_tag("busybox"), local_base_tag("python")}
     removed = []
     for img in client.images.list(filters={"label": f"{LABEL}={LABEL_VALUE}"}):
-        for t in [t.removeprefix("docker.io/").removeprefix("localhost/") for t in img.tags]:  # Podman's names
+        for t in [short_ref(t) for t in img.tags]:  # Podman's names carry a registry's host
             if t.startswith(f"{REPO}/") and t not in current:
                 try:
                     client.images.remove(t)

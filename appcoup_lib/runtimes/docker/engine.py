@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from ...errors import AppcoupError, NotFound, RuntimeUnavailable
+from ...refs import short_ref  # noqa: F401 - re-exported
 
 T = TypeVar("T")
 
@@ -182,15 +183,6 @@ def import_rootfs(client: Any, tar: Any, tag: str, *, changes: list[str]) -> Non
         raise AppcoupError("The engine imported the root file system but named no image.", why=str(answer)[-300:])
     repo, _, version = tag.partition(":")
     client.api.tag(image_id, repo, version)
-
-
-def short_ref(ref: str) -> str:
-    """An image reference as Docker shows it: Podman qualifies short names (``appcoup/echo:1`` is
-    ``docker.io/appcoup/echo:1`` there, a tag given to an import is ``localhost/...``)."""
-    for registry in ("docker.io/library/", "docker.io/", "localhost/"):
-        if ref.startswith(registry):
-            return ref[len(registry):]
-    return ref
 
 
 def _engine_of(ping_headers: Any) -> Engine | None:

@@ -32,20 +32,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import AppcoupError, RuntimeUnavailable
+from ...refs import short_ref
 from .client import Connection, call
 from .flavour import LOADER_ENV, Flavour, cluster_flavour
 
 
 def on_nodes(nodes: list[dict[str, Any]]) -> set[str]:
-    """Every image name the nodes report (containerd adds ``docker.io/`` to names without a host)."""
+    """Every image name the nodes report, also as Docker shows it (containerd adds its default
+    registry's host to a name without one)."""
     out = set()
     for n in nodes:
         for img in (n.get("status") or {}).get("images") or []:
             for name in img.get("names") or []:
-                out.add(name)
-                for prefix in ("docker.io/library/", "docker.io/"):
-                    if name.startswith(prefix):
-                        out.add(name[len(prefix):])
+                out.update((name, short_ref(name)))
     return out
 
 
