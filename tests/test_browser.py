@@ -272,6 +272,15 @@ def test_pod_diagram_and_what_was_applied(lab, page):
     commands = page.locator(".jp-RenderedMarkdown pre", has_text=re.compile(r"kubectl|docker (ps|run)|supervisorctl")).first
     commands.wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / "03-diagram-and-spec.png"))
+    # Only the first part ran, so its app is still up in that kernel: take it down from here (as
+    # `appcoup down pod` would), so the next test's notebook (another server, the same learner) can
+    # start its own `pod`.
+    import appcoup_lib as ac
+
+    for a in ac.running():
+        if a["scenario"] == "pod" and a["name"].endswith("-pod"):
+            ac.runtime(a["runtime"]).attach("pod", a["name"]).down()
+    assert not any(n.endswith("-pod") for n in _app_names())
 
 
 def test_setup_notebook_doctor_renders_as_a_table(lab, page):
