@@ -155,4 +155,26 @@ def picture(scenario: str, runtime: str) -> Pictures:
     return pictures([scenario], runtime)
 
 
-__all__ = ["TOPICS", "Guide", "Pictures", "decision_guide", "picture", "pictures"]
+def at_work(app: Any, *, tail: int = 300) -> str:
+    """Look at ``app`` as at work: the real CLI's "get" line of ``app.commands()`` run for real when
+    ``kubectl``/``docker`` is installed, then the last lines the container serving ``/data`` printed.
+
+    Returns the text (a notebook cell prints it); without the CLI it says so, and what shows the same.
+    """
+    import shutil
+    import subprocess
+
+    cli = {"docker": "docker", "kubernetes": "kubectl"}.get(app.runtime.name)
+    out: list[str] = []
+    if cli and shutil.which(cli):
+        for line in app.commands().matching("(get)")[:1]:
+            run = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=False)
+            out += [f"$ {line}", run.stdout or run.stderr]
+    else:
+        where = f"{cli} is not installed here" if cli else f"no CLI for the {app.runtime.name} runtime"
+        out.append(f"({where}: app.status(), app.events() and app.logs() show the same)")
+    entry = app.scenario.entry[1]
+    out += [f"--- the last lines {entry} printed (app.logs({entry!r})) ---", app.logs(entry)[-tail:]]
+    return "\n".join(out)
+
+__all__ = ["TOPICS", "Guide", "Pictures", "at_work", "decision_guide", "picture", "pictures"]

@@ -118,18 +118,7 @@ app.commands()
 # `app.commands()` for real; then the last lines the container serving `/data` printed.
 
 # %%
-import shutil
-import subprocess
-
-cli = {"docker": "docker", "kubernetes": "kubectl"}.get(rt.name)
-if cli and shutil.which(cli):
-    for line in app.commands().matching("(get)")[:1]:
-        print("$", line)
-        print(subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60).stdout)
-else:
-    print(f"({cli + ' is not installed here' if cli else 'no CLI for the ' + rt.name + ' runtime'}: "
-          "app.status(), app.events() and app.logs() show the same)")
-print(app.logs(app.scenario.entry[1])[-300:])
+print(ac.guide.at_work(app))
 
 # %% [markdown]
 # **What to look at:** two containers, each with its own program, and nothing above them. The

@@ -69,11 +69,8 @@ app.diagram()
 # %% [markdown]
 # ### What was applied, and the same by hand
 #
-# `app.spec()` is what the runtime really applied for this app: on `kubernetes` the YAML of every
-# object, with this app's image tags, namespace and `INTERVAL`; on `docker` the Dockerfiles of its
-# images and each container's settings as a `docker run` states them; on `local` the supervisord
-# programs and the process tree that stand in for them. `app.commands()` are the `kubectl`,
-# `docker` or shell commands that do the same by hand, for this very app: copy them into a terminal.
+# As in notebook 01: `app.spec()` is what the runtime applied for this app, `app.commands()` the
+# commands that do the same by hand. **What to look at:** the objects this coupling needs.
 
 # %%
 app.spec()
@@ -82,24 +79,11 @@ app.spec()
 app.commands()
 
 # %% [markdown]
-# **Look at it the way you will at work:** `app.status()` is `kubectl get` / `docker ps`,
-# `app.events()` is `kubectl describe` / `docker events`, `app.logs(...)` is `kubectl logs -c ...` /
-# `docker logs`. Where the real command-line tool is installed, the next cell runs the "get" line of
-# `app.commands()` for real; then the last lines the container serving `/data` printed.
+# Then the app as you would look at it at work: the CLI's "get" line for real where it is installed,
+# and the last lines the container serving `/data` printed.
 
 # %%
-import shutil
-import subprocess
-
-cli = {"docker": "docker", "kubernetes": "kubectl"}.get(rt.name)
-if cli and shutil.which(cli):
-    for line in app.commands().matching("(get)")[:1]:
-        print("$", line)
-        print(subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60).stdout)
-else:
-    print(f"({cli + ' is not installed here' if cli else 'no CLI for the ' + rt.name + ' runtime'}: "
-          "app.status(), app.events() and app.logs() show the same)")
-print(app.logs(app.scenario.entry[1])[-300:])
+print(ac.guide.at_work(app))
 
 # %%
 try:
