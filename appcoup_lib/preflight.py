@@ -166,7 +166,7 @@ def _cluster(add: Callable[[Check], None], context: str | None, kubeconfig: str 
         if sample:
             add(_rbac(sample["conn"], sample["namespace"]))
             add(_quota(conn, namespace or sample["namespace"]))  # --namespace: a real learner's, with its quota
-        add(_images_on_nodes(conn))
+        add(_images_on_nodes(conn, namespace or (sample or {}).get("namespace")))
         add(_storage(conn, storage_class))
         add(_peer(conn, peer))
         if dry_run and sample:
@@ -264,9 +264,16 @@ def _quota(conn: Any, ns: str) -> Check:
                  "raise the quota (per learner at least: " + ", ".join(f"{k}={v}" for k, v in NEED.items()) + ")")
 
 
-def _images_on_nodes(conn: Any) -> Check:
+def _images_on_nodes(conn: Any, namespace: str | None) -> Check:
     from . import images
-    from .runtimes.kubernetes.images import engine_problem, on_nodes, read_nodes
+    from .runtimes.kubernetes.images import (
+        STATUS_MAX_IMAGES,
+        engine_problem,
+        listed_in_full,
+        on_nodes,
+        probe_node,
+        read_nodes,
+    )
 
     nodes, note = read_nodes(conn)
     if not nodes:
@@ -276,14 +283,29 @@ def _images_on_nodes(conn: Any) -> Check:
     if not engine_problem():  # the engine's tags too, when this machine loads them
         for n in images.NAMES:
             wants[n].add(images.tag_for(n))
-    missing = []
+    missing, asked = [], []
     for node in nodes:
         held = on_nodes([node])
         gone = [n for n, tags in wants.items() if not tags & held]
+        if gone and not listed_in_full(node):  # its status lists only the largest images: ask its kubelet
+            if not namespace:
+                missing.append(f"{node['metadata']['name']}: cannot tell (its status lists only its "
+                               f"{STATUS_MAX_IMAGES} largest images, and no namespace to probe it in)")
+                continue
+            try:
+                held |= probe_node(conn, namespace, node["metadata"]["name"],
+                                   sorted({t for n in gone for t in wants[n]}))
+            except AppcoupError as e:
+                missing.append(f"{node['metadata']['name']}: cannot tell ({e.what})")
+                continue
+            asked.append(node["metadata"]["name"])
+            gone = [n for n, tags in wants.items() if not tags & held]
         if gone:
             missing.append(f"{node['metadata']['name']} lacks {', '.join(gone)}")
+    how = (f" (asked the kubelet of {', '.join(asked)} with a probe pod: its status lists only its "
+           f"{STATUS_MAX_IMAGES} largest images)") if asked else ""
     return Check(not missing, f"images on every node ({len(nodes)}): " + ("; ".join(missing) if missing
-                                                                         else f"all {len(wants)} course images"),
+                                                                         else f"all {len(wants)} course images{how}"),
                  "appcoup images preload   (a DaemonSet holds every image on every node; or push them to a "
                  "registry: appcoup images push, and set APPCOUP_REGISTRY for the learners)")
 

@@ -163,6 +163,16 @@ def admin_kubeconfig(k8s_cluster):  # noqa: F811
     return k8s_cluster.kubeconfig
 
 
+@pytest.fixture(scope="module")
+def class_prepared(k8s_cluster):  # noqa: F811
+    """The teacher's step before preflight: every course image on the node (loaded from this machine's engine)."""
+    from appcoup_lib import images
+    from appcoup_lib.runtimes.kubernetes.client import connect
+    from appcoup_lib.runtimes.kubernetes.images import put_on_cluster
+
+    put_on_cluster(connect(None, k8s_cluster.kubeconfig), list(images.ensure(list(images.NAMES), progress=False).values()))
+
+
 def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
     exe = shutil.which("kubectl") or "/usr/local/bin/kubectl"
     p = subprocess.run([exe, "--kubeconfig", kubeconfig, *args], input=stdin, capture_output=True, text=True,
@@ -267,7 +277,7 @@ def preflight(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.kubernetes
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_preflight_passes_on_the_test_clusters(admin_kubeconfig) -> None:
+def test_preflight_passes_on_the_test_clusters(admin_kubeconfig, class_prepared) -> None:
     if not Path(PEER).exists():
         pytest.skip("no second test cluster (APPCOUP_CLUSTER_NAME=b tests/cluster/up)")
     t0 = time.monotonic()
@@ -285,7 +295,8 @@ def test_preflight_passes_on_the_test_clusters(admin_kubeconfig) -> None:
 @pytest.mark.kubernetes
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_preflight_names_what_is_missing_and_its_fix(admin_kubeconfig, two_namespaces, tmp_path) -> None:
+def test_preflight_names_what_is_missing_and_its_fix(admin_kubeconfig, two_namespaces, tmp_path,
+                                                     class_prepared) -> None:
     ns = two_namespaces[0]
     rules = [{"apiGroups": ["", "apps", "discovery.k8s.io"], "verbs": ["get", "list", "watch", "create", "delete"],
               "resources": ["pods", "services", "configmaps", "deployments"]}]  # no exec, no claims ...

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import AppcoupError, RuntimeUnavailable
+from ...labels import LABEL, LABEL_VALUE
 from ...refs import short_ref
 from .client import Connection, call
 from .flavour import LOADER_ENV, Flavour, cluster_flavour
@@ -46,6 +47,58 @@ def on_nodes(nodes: list[dict[str, Any]]) -> set[str]:
             for name in img.get("names") or []:
                 out.update((name, short_ref(name)))
     return out
+
+
+# The kubelet reports only the largest images of its node in status.images: 50 by default (its
+# `nodeStatusMaxImages`; -1 lifts the cap). The course's images are small, so on a busy node they are
+# the first left out: an image missing from a list this long proves nothing (:func:`probe_node` asks).
+STATUS_MAX_IMAGES = 50
+
+
+def listed_in_full(node: dict[str, Any]) -> bool:
+    """Whether this node's ``status.images`` can be complete (shorter than the kubelet's default cap)."""
+    return len((node.get("status") or {}).get("images") or []) < STATUS_MAX_IMAGES
+
+
+def probe_node(conn: Connection, namespace: str, node: str, tags: list[str], *, timeout: float = 90) -> set[str]:
+    """Of ``tags``, those the node ``node`` holds, asked of its kubelet itself: one short-lived pod pinned
+    to the node with a container per image and ``imagePullPolicy: Never`` (a missing image is
+    ``ErrImageNeverPull``, nothing is pulled). For a node whose status lists only its largest images."""
+    import time
+
+    if not tags:
+        return set()
+    labels = {LABEL: LABEL_VALUE}
+    name = f"appcoup-image-probe-{os.getpid() % 100000}-{int(time.time() * 1000) % 100000}"
+    small = {"cpu": "10m", "memory": "16Mi"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": {
+        "nodeName": node, "restartPolicy": "Never", "activeDeadlineSeconds": int(timeout) + 30,
+        "terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False,
+        "containers": [{"name": f"i{i}", "image": t, "imagePullPolicy": "Never", "command": ["true"],
+                        "resources": {"requests": small, "limits": small}} for i, t in enumerate(tags)]}}
+    core = conn.core()
+    call(core.create_namespaced_pod, namespace, pod, what=f"Cannot start a pod on node {node} to look for images")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = call(core.read_namespaced_pod, name, namespace, what="Cannot read the image probe pod")
+            seen = {}
+            for st in (got.get("status") or {}).get("containerStatuses") or []:
+                waiting = (st.get("state") or {}).get("waiting")
+                if waiting and waiting.get("reason") == "ErrImageNeverPull":
+                    seen[st["name"]] = False
+                elif not waiting or waiting.get("reason") not in (None, "ContainerCreating", "PodInitializing"):
+                    seen[st["name"]] = True  # running, done, or failing for a reason other than its image
+            if len(seen) == len(tags):
+                return {t for i, t in enumerate(tags) if seen[f"i{i}"]}
+            if time.monotonic() > deadline:
+                raise AppcoupError(f"The image probe on node {node} gave no answer in {timeout:.0f} s.",
+                                   why=f"containers seen: {seen}", fix="look at `kubectl describe pod` of it, "
+                                   f"in namespace {namespace}, and run again")
+            time.sleep(0.5)
+    finally:
+        call(core.delete_namespaced_pod, name, namespace, grace_period_seconds=0, missing_ok=True,
+             what="Cannot remove the image probe pod")
 
 
 REGISTRY_ENV = "APPCOUP_REGISTRY"
@@ -124,8 +177,9 @@ def course_images(names: list[str], *, progress: bool | None = None, build: bool
 
 
 def missing_on_nodes(source: Source, used: list[str], nodes: list[dict[str, Any]]) -> list[str]:
-    """Of ``used``, those no node holds (only for preloaded images and readable nodes: else [])."""
-    if source.kind != "nodes" or not nodes:
+    """Of ``used``, those no node holds (only for preloaded images and readable nodes whose lists can be
+    complete: else [], and the kubelet says it at the pod if one is missing)."""
+    if source.kind != "nodes" or not nodes or not all(listed_in_full(n) for n in nodes):
         return []
     present = on_nodes(nodes)
     return [t for t in used if t not in present]
@@ -197,5 +251,5 @@ def _run(argv: list[str], what: str, how: str) -> None:
 
 
 __all__ = ["FIX_IMAGES", "LOADER_ENV", "NO_NODES", "REGISTRY_ENV", "Flavour", "Source", "course_images", "deliver",
-           "engine_problem", "ensure_on_cluster", "list_nodes", "missing_on_nodes", "on_nodes", "put_on_cluster",
-           "read_nodes", "registry_ref"]
+           "engine_problem", "ensure_on_cluster", "list_nodes", "listed_in_full", "missing_on_nodes", "on_nodes",
+           "probe_node", "put_on_cluster", "read_nodes", "registry_ref"]

@@ -328,6 +328,9 @@ def _availability(version: dict[str, Any], conn: Connection, f: dict[str, Any]) 
     if f["nodes_note"]:
         detail += f"; {f['nodes_note']}"
     missing = cluster_images.missing_on_nodes(source, sorted(source.tags.values()), f["nodes"])
+    if source.kind == "nodes" and f["nodes"] and not all(cluster_images.listed_in_full(n) for n in f["nodes"]):
+        detail += (f"; images on the nodes not checked (a node's status lists only its "
+                   f"{cluster_images.STATUS_MAX_IMAGES} largest: `appcoup preflight` asks the node)")
     if missing:
         return Availability("kubernetes", False, detail + f"; not on the nodes: {', '.join(missing)}",
                             cluster_images.FIX_IMAGES)
