@@ -12,6 +12,14 @@ from pathlib import Path
 
 import pytest
 
+# With pytest-xdist (`-n 2`, as .ci/run runs it) each worker is a session of its own: what this file
+# set in the controller (and the workers inherited) is set again per worker, so one worker's
+# leak check or clean never takes the other's processes or apps for its own.
+_SET_HERE = "APPCOUP_TEST_SET_BY_CONFTEST"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _key in filter(None, os.environ.pop(_SET_HERE, "").split(",")):
+        os.environ.pop(_key, None)
+_set = [k for k in ("APPCOUP_STATE", "APPCOUP_LEARNER") if k not in os.environ]
 # Everything the tests start lives in its own state dir, apart from a learner's own.
 os.environ.setdefault("APPCOUP_STATE", tempfile.mkdtemp(prefix="appcoup-test-state-"))
 os.environ.setdefault("APPCOUP_PROGRESS", "0")
@@ -20,6 +28,7 @@ os.environ.setdefault("APPCOUP_PROGRESS", "0")
 # on the same Docker engine or cluster.
 _OWN_LEARNER = "APPCOUP_LEARNER" not in os.environ
 os.environ.setdefault("APPCOUP_LEARNER", f"t{os.getpid() % 100000}")
+os.environ[_SET_HERE] = ",".join(_set)
 
 import appcoup_lib as ac
 from appcoup_lib.paths import state_dir

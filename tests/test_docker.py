@@ -328,6 +328,7 @@ def test_availability_with_nothing_listening_says_start_docker(monkeypatch: pyte
 
 
 @pytest.mark.docker
+@pytest.mark.serial  # removes the pause image every docker pod beside it needs
 def test_up_builds_a_missing_image_first(docker_rt) -> None:
     from appcoup_lib import images
 

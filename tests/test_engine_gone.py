@@ -103,6 +103,7 @@ def test_clean_finishes_after_the_engine_comes_back(relay: Relay) -> None:
     app.down()  # nothing left to remove: this kernel's handle is done too
 
 
+@pytest.mark.serial  # every docker test beside it would see the engine go
 @pytest.mark.skipif(os.environ.get("APPCOUP_TEST_DISRUPTIVE") != "1",
                     reason="restarts the machine's dockerd (others' containers stop for a moment): "
                            "set APPCOUP_TEST_DISRUPTIVE=1 to run it (.ci/run does)")

@@ -332,6 +332,7 @@ def test_nothing_is_left_after_a_killed_kernel_and_clean(k8s_cluster) -> None:  
     assert not left
 
 
+@pytest.mark.serial  # notebook 06 beside it uses cluster B
 @pytest.mark.skipif(os.environ.get("APPCOUP_TEST_DISRUPTIVE") != "1",
                     reason="restarts cluster B's API server: set APPCOUP_TEST_DISRUPTIVE=1")
 def test_an_api_server_restart_is_reported_and_the_app_stays_removable(k8s_cluster_b) -> None:  # noqa: F811
