@@ -5,9 +5,15 @@ it needs (``app.can("scale")`` ...), and raises :class:`NotSupported` with the r
 
 - :func:`spread`: many requests through ``app.url``: which replica answered each, and whether
   they all serve the same numbers;
-- :func:`latencies`: the time of ``GET /data``, many times (through the adapter or not);
+- :func:`timed_gets` (and :func:`latencies`, its seconds alone): the time of ``GET /data``, many
+  times (through the adapter or not), and where it was taken;
 - :func:`bulk`: move N MB from the generator's side to a reader of ``/data``, and time it;
 - :func:`scorecard`: every scenario of a runtime, measured the same way, as one table.
+
+Where the numbers are taken: from this machine at ``app.url`` where that URL is the coupling's own
+way in (local, docker); inside the cluster where it is a port-forward to one pod (kubernetes,
+``app.can("measure_inside")``), which would otherwise be most of every number. Each result says
+which (``where``).
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import http.client
 import time
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from .errors import AppcoupError, NotReady
+from .errors import AppcoupError, InvalidInput, NotReady
 from .results import Spread
 from .runtimes.base import App, Runtime, Table, parse_numbers
 
@@ -42,19 +49,52 @@ def spread(app: App, requests: int = 30, *, timeout: float = 2.0) -> Spread:
     return out
 
 
-def latencies(app: App, n: int = 100, *, path: str = "/data", timeout: float = 5.0) -> list[float]:
-    """Seconds each of ``n`` sequential ``GET path`` took (a failed request raises)."""
-    out = []
+@dataclass(frozen=True)
+class Timings:
+    """The seconds each of a run of ``GET`` requests took, the bytes each answered, and ``where``
+    they were timed from (this machine via ``app.url``, or inside the cluster: which pod and URL)."""
+
+    seconds: list[float]
+    where: str
+    bytes: list[int] = field(default_factory=list)
+
+    def percentile(self, p: float) -> float:
+        """The ``p``-th percentile of :attr:`seconds`."""
+        return percentile(self.seconds, p)
+
+
+def timed_gets(app: App, n: int = 100, *, path: str = "/data", timeout: float = 5.0,
+               via: Literal["auto", "url"] = "auto") -> Timings:
+    """Time ``n`` sequential ``GET path`` (a failed request raises), and say where they were timed.
+
+    On a cluster (``app.can("measure_inside")``) they are sent from a container of the app to the
+    Service in front of echo, or to echo's ``localhost`` where it has none: ``app.url`` there is a
+    port-forward through the API server, which would be most of each number. Elsewhere they go from
+    this machine to ``app.url``, the coupling's own way in. ``via="url"``: from this machine to
+    ``app.url`` everywhere (to see what the port-forward adds).
+    """
+    if via not in ("auto", "url"):
+        raise InvalidInput(f"There is no way {via!r} to send the requests.", fix='use via="auto" or via="url"')
+    if via == "auto" and app.can("measure_inside"):
+        r = app.measure_inside(n, path=path, timeout=timeout)  # type: ignore[attr-defined]
+        return Timings(r["seconds"], r["where"], r["bytes"])
+    seconds, sizes = [], []
     url = app.url + path
     for _ in range(n):
         t0 = time.perf_counter()
         try:
             with urllib.request.urlopen(url, timeout=timeout) as r:
-                r.read()
+                size = len(r.read())
         except (OSError, http.client.HTTPException) as e:
             raise NotReady(f"{url} failed while measuring latency ({e}).", fix="look at app.status()") from None
-        out.append(time.perf_counter() - t0)
-    return out
+        seconds.append(time.perf_counter() - t0)
+        sizes.append(size)
+    return Timings(seconds, f"from this machine via app.url ({url})", sizes)
+
+
+def latencies(app: App, n: int = 100, *, path: str = "/data", timeout: float = 5.0) -> list[float]:
+    """Seconds each of ``n`` sequential ``GET path`` took: :func:`timed_gets`' ``seconds``."""
+    return timed_gets(app, n, path=path, timeout=timeout).seconds
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -66,14 +106,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def plot_latencies(samples: dict[str, list[float]], ax: Any = None, title: str = "") -> Any:
+def plot_latencies(samples: dict[str, list[float] | Timings], ax: Any = None, title: str = "") -> Any:
     """Cumulative distribution of latencies (ms), one curve per label; p50 and p99 in the legend."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))
     for label, xs in samples.items():
-        ms = sorted(x * 1000 for x in xs)
+        ms = sorted(x * 1000 for x in (xs.seconds if isinstance(xs, Timings) else xs))
         ax.step(ms, [(i + 1) / len(ms) for i in range(len(ms))], where="post",
                 label=f"{label}: p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms")
     ax.set_xscale("log")
@@ -89,24 +129,21 @@ def bulk(app: App, mb: float = 2.0, *, rounds: int = 3) -> dict[str, Any]:
     """Append ``mb`` MB to the generator's data file, then time reading all of it through ``/data``.
 
     The bytes go the scenario's way: through the shared volume (echo reads the file), or through
-    the adapter's HTTP API (echo fetches it on each request). The best of ``rounds`` reads counts.
+    the adapter's HTTP API (echo fetches it on each request). The best of ``rounds`` reads counts;
+    they are timed where :func:`timed_gets` times them (``where`` says: on a cluster, inside it).
     """
     app.require("append", "the generator's data file is out of this runtime's reach here")
     before = len(app.fetch("/data", timeout=10))
     nbytes = int(mb * 1e6)
     app.append_data(nbytes)  # type: ignore[attr-defined]
-    times, size = [], 0
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        body = app.fetch("/data", timeout=60)
-        times.append(time.perf_counter() - t0)
-        size = len(body)
+    reads = timed_gets(app, rounds, timeout=60)
+    size = reads.bytes[-1]
     if size < before + nbytes * 0.99:
         raise AppcoupError(f"/data served {size} bytes, fewer than the {before + nbytes} written.",
                            why="the appended data did not reach the reader", fix="look at app.logs('echo')")
-    best = min(times)
+    best = min(reads.seconds)
     return {"scenario": app.scenario.name, "bytes": size, "seconds": round(best, 4),
-            "mb_per_s": round(size / 1e6 / best, 1)}
+            "mb_per_s": round(size / 1e6 / best, 1), "where": reads.where}
 
 
 def resolve(app: App, name: str, container: str = "echo") -> dict[str, Any]:
@@ -213,5 +250,5 @@ def plot_scorecard(table: Table, title: str = "") -> Any:
     return fig
 
 
-__all__ = ["Spread", "bulk", "latencies", "percentile", "plot_latencies", "plot_scorecard", "resolve",
-           "score", "scorecard", "spread"]
+__all__ = ["Spread", "Timings", "bulk", "latencies", "percentile", "plot_latencies", "plot_scorecard", "resolve",
+           "score", "scorecard", "spread", "timed_gets"]

@@ -62,7 +62,7 @@ def say(msg: str) -> None:
 
 def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess:
     kw.setdefault("check", True)
-    return subprocess.run(argv, **kw)  # noqa: S603
+    return subprocess.run(argv, **kw)  # noqa: PLW1510 - check is set just above
 
 
 def sizing() -> dict[str, Any]:
@@ -139,7 +139,7 @@ def wheels(base: str) -> tuple[Path, str]:
     image's own Python and glibc, from PyPI) and the course itself (rebuilt when its sources change).
     Returns the context dir and a hash of what it holds."""
     ctx = BUILD / "image-context"
-    deps, whl = BUILD / "wheels-deps", ctx / "wheels"
+    deps = BUILD / "wheels-deps"
     pyver, glibc = _image_python(base)
     reqs = _requirements()
     want = hashlib.sha256(json.dumps([reqs, pyver, glibc]).encode()).hexdigest()[:16]
@@ -239,7 +239,7 @@ def kubeconfig() -> str:
     return path
 
 
-def core():  # noqa: ANN201
+def core():
     import kubernetes
 
     kubernetes.config.load_kube_config(config_file=kubeconfig())
@@ -305,7 +305,7 @@ def api(method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
                                  data=None if body is None else json.dumps(body).encode(),
                                  headers={"Authorization": f"token {admin_token()}",
                                           "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - our own hub
+    with urllib.request.urlopen(req, timeout=timeout) as r:  # our own hub
         text = r.read()
     return json.loads(text) if text else None
 
@@ -344,11 +344,16 @@ def up(args: argparse.Namespace) -> int:
         return 0
     t0 = time.monotonic()
     venv, proxy = hub_venv(), chp()
+    t = time.monotonic()
     image = singleuser_image()
+    t_image, t = time.monotonic() - t, time.monotonic()
     loaded = load_images([image])
-    say(f"single-user image on the nodes: {image}{' (loaded now)' if loaded else ''}")
+    say(f"single-user image on the nodes: {image} ({time.monotonic() - t:.0f} s{', loaded now' if loaded else ''}; "
+        f"built or found in {t_image:.0f} s)")
+    t = time.monotonic()
     refs = preload_course_images()
-    say(f"the course's {len(refs)} images are held on every node (DaemonSet in {PRELOAD_NS})")
+    say(f"the course's {len(refs)} images are held on every node (DaemonSet in {PRELOAD_NS}, "
+        f"{time.monotonic() - t:.0f} s)")
     ip = hub_ip()
     tok = STATE / "admin-token"
     if not tok.exists():
@@ -363,7 +368,7 @@ def up(args: argparse.Namespace) -> int:
     }
     env.pop("APPCOUP_APP", None)
     logf = open(STATE / "hub.log", "ab")  # noqa: SIM115 - handed to the daemon
-    proc = subprocess.Popen([str(venv / "bin" / "jupyterhub"), "-f", str(HERE / "jupyterhub_config.py")],  # noqa: S603
+    proc = subprocess.Popen([str(venv / "bin" / "jupyterhub"), "-f", str(HERE / "jupyterhub_config.py")],
                             cwd=STATE, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     (STATE / "hub.pid").write_text(str(proc.pid))
@@ -373,7 +378,7 @@ def up(args: argparse.Namespace) -> int:
             raise SystemExit(f"classroom: the hub exited ({proc.returncode}); last lines of {STATE / 'hub.log'}:\n"
                              + (STATE / "hub.log").read_text()[-3000:])
         try:
-            urllib.request.urlopen(f"{url()}/hub/health", timeout=3)  # noqa: S310
+            urllib.request.urlopen(f"{url()}/hub/health", timeout=3)
             break
         except (urllib.error.URLError, OSError):
             time.sleep(1)
@@ -426,13 +431,13 @@ def down(args: argparse.Namespace) -> int:
                 if e.status != 404:
                     raise
         say(f"deleting {len(spaces)} namespace(s): {' '.join(spaces)}")
-        deadline = time.monotonic() + 300
-        while _left() and time.monotonic() < deadline:
-            time.sleep(2)
-        left = _left()
-        if left:
-            say(f"still terminating after 300 s: {' '.join(left)}")
-            return 1
+    # Gone, not only asked to go: the learners' namespaces and the preload's (its pods hold the images).
+    deadline = time.monotonic() + 300
+    while (left := _left()) and time.monotonic() < deadline:
+        time.sleep(2)
+    if left:
+        say(f"still terminating after 300 s: {' '.join(left)}")
+        return 1
     for f in ("hub.pid", "proxy.pid", "jupyterhub.sqlite", "cookie-secret", "jupyterhub-proxy.pid"):
         (STATE / f).unlink(missing_ok=True)
     if args.purge and STATE.exists():
@@ -450,7 +455,7 @@ def _left() -> list[str]:
 
 def status(args: argparse.Namespace) -> int:
     pid = _pid("hub.pid")
-    print(f"hub: {'running, pid %d, %s' % (pid, url()) if pid else 'not running'}")
+    print(f"hub: {f'running, pid {pid}, {url()}' if pid else 'not running'}")
     try:
         spaces = class_namespaces()
         print(f"learner namespaces ({len(spaces)}): {' '.join(spaces) or '-'}")

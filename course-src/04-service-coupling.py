@@ -235,29 +235,42 @@ separate_data.table() if separate_data else None
 # %% [markdown]
 # ## The price: one more hop
 #
-# In remote mode every `GET /data` is two HTTP requests: you → echo, then echo → adapter, which
-# reads the file. In a pod, echo reads the file itself. We time `requests` sequential requests on
-# each, from this notebook's kernel to the app's URL.
+# In remote mode every `GET /data` is two HTTP requests: a reader → echo, then echo → adapter,
+# which reads the file. In a pod, echo reads the file itself. We time `requests` sequential
+# requests on each, and each result says where it was taken (`where`).
 #
 # > **Where these numbers were taken.** On `local` and `docker` the app's URL is echo's port on
-# > this machine, so the difference between the curves is the adapter hop. On `kubernetes` the
-# > app's URL is a port-forward through the API server and the kubelet to one echo pod: that path
-# > is in both curves (often the larger part of each), and the hop from you to echo does not pass
-# > through the Service `echo` at all; only echo → adapter goes through the Service `adapter`.
-# > Compare the two curves with each other, not with the other runtimes.
+# > this machine: the requests go from this notebook's kernel straight to echo, the way in of both
+# > couplings, and the difference between the curves is the adapter hop. On `kubernetes` the app's
+# > URL is a port-forward through the API server and the kubelet to one echo pod, a path no user
+# > of the coupling takes: timed through it, that tunnel would be in both curves. So there, as for
+# > the upgrade above, the requests are sent from inside the cluster: in `service` from the
+# > adapter's container to the Service `echo` (that curve also crosses the Service, a hop the
+# > pod's has not), in `pod` from echo's own container to `localhost`. One more curve, drawn on
+# > `kubernetes` only, times the pod through the port-forward: what the tunnel would have added.
 #
-# **What to look at:** the whole curve moves right, and the tail (p99) more than the median.
+# **What to look at:** where the service curve lies against the pod's, at the median (p50) and in
+# the tail (p99), and where each number was taken. The last line gives the differences. A tail
+# also holds whatever else delayed a request: other work on the machine, or on `kubernetes` a
+# container's CPU limit (`limits: cpu: 200m` in the manifests), which requests sent back to back
+# can reach. Run the cell again to see how much the tail moves.
 
 # %%
 with rt.up("service", interval=interval, port=0) as svc, rt.up("pod", interval=interval, port=0) as pod:
     svc.wait_ready()
     pod.wait_ready()
-    measured = {"service: echo → adapter → file": loose.latencies(svc, requests),
-                "pod: echo reads the file": loose.latencies(pod, requests)}
+    measured = {"service: echo → adapter → file": loose.timed_gets(svc, requests),
+                "pod: echo reads the file": loose.timed_gets(pod, requests)}
+    if pod.can("measure_inside"):  # a cluster: what the numbers above were not sent through
+        measured["pod, through the port-forward (app.url)"] = loose.timed_gets(pod, max(20, requests // 4), via="url")
 loose.plot_latencies(measured, title=f"latency of GET /data on {rt.name}")
 plt.show()
-for label, xs in measured.items():
-    print(f"{label:<32} p50 {loose.percentile(xs, 50) * 1000:6.2f} ms   p99 {loose.percentile(xs, 99) * 1000:6.2f} ms")
+for label, t in measured.items():
+    print(f"{label:<40} p50 {t.percentile(50) * 1000:7.2f} ms   p99 {t.percentile(99) * 1000:7.2f} ms")
+    print(f"    timed {t.where}")
+through, direct = measured["service: echo → adapter → file"], measured["pod: echo reads the file"]
+print(f"service minus pod: {(through.percentile(50) - direct.percentile(50)) * 1000:+.2f} ms at the median, "
+      f"{(through.percentile(99) - direct.percentile(99)) * 1000:+.2f} ms at p99")
 
 # %% [markdown]
 # ## What we measured

@@ -161,13 +161,16 @@ plt.show()
 #
 # Append `megabytes` MB to the generator's data file, from the generator's side, then read all of
 # it at `/data`. In `volume`, echo reads the file from the shared volume; in `service`, echo fetches
-# it from the adapter over HTTP on every request. Best of three reads each, made by this
-# notebook's kernel at the app's URL.
+# it from the adapter over HTTP on every request. Best of three reads each; each row says where its
+# reads were made (`where`).
 #
-# > **Where these numbers were taken.** On `local` and `docker` the reader is this machine talking
-# > to echo's port directly. On `kubernetes` every byte also crosses the port-forward (API server,
-# > kubelet, pod) to one echo pod, in both rows: that tunnel can be slower than either coupling,
-# > and then the two rows differ less than the couplings do. Compare the rows with each other.
+# > **Where these numbers were taken.** On `local` and `docker` the reader is this notebook's
+# > kernel at the app's URL, echo's port on this machine: the way in of both couplings. On
+# > `kubernetes` the app's URL is a port-forward (API server, kubelet, pod) to one echo pod, and
+# > every byte read there would cross that tunnel in both rows, as in notebook 04. So there the
+# > reader runs inside the cluster, as in 04: in `service` from the adapter's container to the
+# > Service `echo` (the bytes also cross that Service), in `volume`, which has no Service in front
+# > of echo, from echo's own container to `localhost`.
 #
 # **What to look at:** how many MB per second each way moves; the volume has no program in the way.
 
@@ -182,6 +185,7 @@ for scenario in ("volume", "service"):
             print(f"{scenario}: {e}")
 for scenario, m in moved.items():
     print(f"{scenario:<8} {m['bytes'] / 1e6:6.2f} MB in {m['seconds']:.3f} s = {m['mb_per_s']:8.1f} MB/s")
+    print(f"         read {m['where']}")
 if moved:
     plt.figure(figsize=(6, 2))
     plt.barh([f"{s} ({'volume' if s == 'volume' else 'HTTP adapter'})" for s in moved],

@@ -64,6 +64,7 @@ peer = ""          # the second cluster: a kubeconfig context or a kubeconfig fi
 import os
 
 import matplotlib.pyplot as plt
+from IPython.display import display
 
 import appcoup_lib as ac
 from appcoup_lib import loose
@@ -83,8 +84,8 @@ print(f"runtime: {rt.name}")
 # even without two clusters): cluster A holds the generator's pod (generator and adapter, sharing
 # a scratch volume and their namespaces), cluster B holds echo's, and the only thing between them
 # is a Service `adapter` in cluster B with no selector, whose EndpointSlice holds the address of
-# cluster A's NodePort, written in by hand. Echo shares no namespace and no volume with the other
-# two.
+# cluster A's NodePort, written in when the app is applied (by the library here; by you, if you
+# apply the manifests yourself). Echo shares no namespace and no volume with the other two.
 
 # %%
 ac.guide.picture("federation", "kubernetes")
@@ -129,29 +130,109 @@ if missing:
 # %%
 with rt.up("service", interval=interval, port=0) as svc:
     svc.wait_ready()
-    baseline = loose.latencies(svc, requests)
+    timed = loose.timed_gets(svc, requests)
+    baseline = timed.seconds
 print(f"service on {rt.name}: p50 {loose.percentile(baseline, 50) * 1000:.2f} ms, "
-      f"p99 {loose.percentile(baseline, 99) * 1000:.2f} ms over {len(baseline)} requests")
+      f"p99 {loose.percentile(baseline, 99) * 1000:.2f} ms over {len(baseline)} requests, timed {timed.where}")
 
 # %% [markdown]
 # ## Across two clusters
 #
+# Now the federated app itself: the generator's side on cluster A (this runtime's context), echo's
+# on cluster B (the peer). With fewer than two clusters nothing starts here, and each cell below
+# says what it would have shown.
+
+# %%
+fed = None
+if federated:
+    try:
+        fed = rt.up("federation", interval=interval, port=0)
+        fed.wait_ready(timeout=120)
+        print(f"echo in cluster B serves {fed.url}/data, read from the adapter in cluster A")
+    except ac.AppcoupError as e:
+        print(e)
+        if fed is not None:  # it started but never got ready: take it off both clusters
+            fed.down()
+            fed = None
+else:
+    print("Skipped: this needs two clusters (see what is missing above).")
+
+# %% [markdown]
+# ### What joins the two clusters, as applied
+#
+# `ac.guide.wiring(fed)` picks, out of everything the runtime applied, the objects that join the
+# clusters. In cluster A: the Service `adapter` of type **NodePort**, which opens one port on
+# every node of A for the adapter. It names no `nodePort`, so cluster A allocates one from its
+# node-port range (by default 30000-32767). In cluster B: a Service `adapter` with **no selector**
+# and, tied to it by the label `kubernetes.io/service-name`, an **EndpointSlice** with one
+# endpoint: a node address of cluster A and that node port. For a Service without a selector the
+# control plane creates no EndpointSlice and leaves its endpoints alone; the label
+# `endpointslice.kubernetes.io/managed-by` says who keeps them instead (here: `appcoup`).
+#
+# > **What you see on local / docker / kubernetes.** With two clusters (runtime `kubernetes` and a
+# > peer), the objects of the live app above: A's Service as sent (no `nodePort`: A chose it),
+# > B's slice with the address and port the library wrote in. On `local`, on `docker`, or on
+# > `kubernetes` with one cluster, there is no such app: the same objects as
+# > `manifests/federation/` writes them, with the pinned port 30080 and the documentation address
+# > 192.0.2.10 (which routes nowhere) that the library replaces when it applies them.
+
+# %%
+ac.guide.wiring(fed)
+
+# %% [markdown]
+# ### Everything applied, and the same by hand
+#
+# As in notebook 01: `fed.spec()` is what the runtime applied for this app, here one YAML stream
+# per cluster (cluster A's first), each headed by its context, its API server and its namespace;
+# `fed.commands()` are the `kubectl` lines that do the same by hand, each aimed at its cluster
+# (with `--kubeconfig` or `--context` where plain `kubectl` would reach the other one). Copy them
+# into a terminal.
+
+# %%
+if fed is not None:
+    display(fed.spec())
+    display(fed.commands())
+else:
+    print("No federated app here: its spec and commands need two clusters. "
+          "The manifests it would apply are in manifests/federation/cluster-a and cluster-b.")
+
+# %% [markdown]
+# **Look at it the way you will at work**, on both clusters. Where `kubectl` is installed, the
+# next cell runs, for each cluster, its "get" line of `fed.commands()` for real, then what joins
+# it to the other one: on cluster A `kubectl get nodes -o wide` (the library wrote the
+# `INTERNAL-IP` of a node of A into B's slice) and the `PORT(S)` of its Service `adapter`,
+# `8080:<node port>/TCP`; on cluster B the `SELECTOR` of its Service `adapter`, `<none>`, and
+# `kubectl get endpointslices -l kubernetes.io/service-name=adapter`, whose `ENDPOINTS` and `PORTS`
+# are that address and that node port. Then the last lines echo printed in B, and the `GET /data`
+# lines the adapter answered in A: echo's requests, arriving from the other cluster.
+
+# %%
+if fed is not None:
+    print(ac.guide.at_work(fed))
+else:
+    print("Skipped: no federated app here. With two clusters this cell runs `kubectl get` on each, "
+          "`kubectl get nodes -o wide` on A and `kubectl get endpointslices` on B.")
+
+# %% [markdown]
+# ### What crossing costs, and what a crash in A does to B
+#
 # **What to look at:** the latency curve of `federation` against the baseline (every request
 # now leaves cluster B, crosses to a node of cluster A, and comes back), and then what echo in B
-# serves while the generator in A is killed and restarted by A alone. (Your requests reach echo
-# through the library's port-forward, via the API server: that part is the same in both curves.)
+# serves while the generator in A is killed and restarted by A alone. (On kubernetes both curves
+# are timed inside the cluster, as in 04, not through the port-forward: the line under the plot
+# says from which container each was taken.)
 
 # %%
 samples = {f"service on {rt.name}": baseline}
 fed_timeline = None
-if federated:
+if fed is not None:
     try:
-        with rt.up("federation", interval=interval, port=0) as fed:
-            fed.wait_ready(timeout=120)
-            samples["federation: echo in B → adapter in A"] = loose.latencies(fed, requests)
-            fed_timeline = ac.watch(fed, duration, actions={
-                duration / 4: ("kill the generator in cluster A", lambda: fed.kill("generator"))})
-            print({name: st.get("restarts") for name, st in fed.status().items()}, "restarts")
+        crossing = loose.timed_gets(fed, requests)
+        samples["federation: echo in B → adapter in A"] = crossing.seconds
+        print(f"federation timed {crossing.where}")
+        fed_timeline = ac.watch(fed, duration, actions={
+            duration / 4: ("kill the generator in cluster A", lambda: fed.kill("generator"))})
+        print({name: st.get("restarts") for name, st in fed.status().items()}, "restarts")
     except ac.AppcoupError as e:
         print(e)
 else:
@@ -162,12 +243,23 @@ plt.show()
 for label, xs in samples.items():
     print(f"{label:<40} p50 {loose.percentile(xs, 50) * 1000:7.2f} ms   p99 {loose.percentile(xs, 99) * 1000:7.2f} ms")
 if len(samples) > 1:
-    fed = list(samples.values())[1]
-    print(f"crossing clusters added {(loose.percentile(fed, 50) - loose.percentile(baseline, 50)) * 1000:.2f} ms "
-          "to the median request")
+    crossed = list(samples.values())[1]
+    print(f"crossing clusters added {(loose.percentile(crossed, 50) - loose.percentile(baseline, 50)) * 1000:.2f} ms "
+          "to the median request" + (" (at least: the baseline went through the Service echo, one hop that the "
+                                     "federation's requests, sent inside echo's own pod, did not make)"
+                                     if "Service" in timed.where and "Service" not in crossing.where else ""))
 if fed_timeline is not None:
     fed_timeline.plot(title="echo in cluster B while cluster A loses its generator")
     plt.show()
+
+# %% [markdown]
+# `down()` removes everything of the app from both clusters, as the last lines of `fed.commands()` do.
+# (The `with rt.up(...)` blocks of this notebook do that by themselves; we kept `fed` in a plain
+# variable to look at it between cells.)
+
+# %%
+if fed is not None:
+    fed.down()
 
 # %% [markdown]
 # ## What federation costs and buys

@@ -26,7 +26,7 @@
 # | upgrade failures (1 replica) | change one line of echo, roll it out, count failed `GET /data` (a stop and start on local and docker; the Deployment's own strategy on kubernetes) | 04 |
 # | rebuild | making that new version (an image build on docker; a build plus loading the image onto the nodes on kubernetes; nothing to build on local) | 02, 03 |
 # | generator restarts on upgrade | did upgrading echo restart the generator? | 02, 04 |
-# | throughput | append 1 MB on the generator's side, time reading it at `/data` from this kernel (on kubernetes through the port-forward) | 05 |
+# | throughput | append 1 MB on the generator's side, time reading it at `/data` from this kernel (on kubernetes from inside the cluster, as in 05) | 05 |
 # | 2 replicas serve | scale the unit serving `/data` to 2: the same numbers, or each its own? | 04 |
 # | upgrade failures (2 replicas) | the same upgrade as a rolling update behind the front (behind the Service, by the Deployment, on kubernetes) | 04 |
 # | recovery | kill echo, until `/data` answers again (waited for up to `recovery_timeout` s) | 01, 03 |
@@ -133,12 +133,21 @@ solution(check_loose_scenarios, guess=right, card=card)
 # %% [markdown]
 # ## Play with it
 #
-# Put the coupling you would choose into `choice` and bring it up with its **dashboard**: kill a
-# program, scale and upgrade where the runtime can, and see whether it behaves as the scorecard
-# says. Press **down** when you are done.
+# Put the coupling you would choose into `choice` and bring it up. First, look at it the way you
+# will at work, as in notebooks 01 to 06: where `kubectl` or `docker` is installed, the "get" line
+# of `app.commands()` run for real (on `local` there is no such tool: the status, events and logs
+# say the same), then the last lines the container serving `/data` printed. These are the objects
+# behind the row of the scorecard you chose.
 
 # %%
 choice = "service" if "service" in scenarios else scenarios[0]   # the coupling you would choose
 app = rt.up(choice, interval=interval, port=0, name=ac.default_name("play-07"))
 app.wait_ready()
+print(ac.guide.at_work(app))
+
+# %% [markdown]
+# Then its **dashboard**: kill a program, scale and upgrade where the runtime can, and see whether
+# it behaves as the scorecard says. Press **down** when you are done.
+
+# %%
 app.dashboard()

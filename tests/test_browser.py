@@ -210,6 +210,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
+@pytest.mark.timeout(1800)  # two Run Alls of 03 on the machine's best runtime (kubernetes: minutes each)
 def test_pod_dashboard_kill_echo_in_the_browser(lab, page):
     nb = ROOT / "notebooks" / "03-pod-coupling.ipynb"
     before = nb.stat().st_mtime_ns

@@ -78,8 +78,9 @@ def test_kubernetes_crash_loop_back_off_grows():
         b = ex.backoff(app, kills=3)
         d = b.delays
         assert all(x is not None for x in d), b
-        # The kubelet's 10 s, 20 s ... on top of its restart and the port-forward (noisy: a sync loop).
-        assert d[1] > d[0] and d[2] >= 0.9 * d[1] and d[2] >= 5, b
+        # The first restart is at once; then the kubelet's 10 s, 20 s ... on top of its restart and the
+        # port-forward (noisy on a loaded machine: its sync loop, so no ratio between the two is asserted).
+        assert d[1] > d[0] + 5 and d[2] > d[0] + 5, b
         assert any("BackOff" in r["seen while down"] for r in b.rows), b
 
 

@@ -121,6 +121,43 @@ def test_bulk_and_latency_measure_something(rt):
         assert result["bytes"] >= 500_000 and result["mb_per_s"] > 0
         lat = loose.latencies(app, 10)
         assert len(lat) == 10 and all(x > 0 for x in lat)
+        if rt.name == K8S:  # no Service in front of echo: from echo's own container, to its localhost
+            assert f"inside the cluster: from container echo of pod {app.status()['echo']['pod']} " \
+                   "to http://localhost:8000/data" in result["where"], result["where"]
+        else:
+            assert result["where"] == f"from this machine via app.url ({app.url}/data)"
+
+
+def test_latency_and_bulk_are_taken_where_the_coupling_is(rt):
+    # On a cluster app.url is a port-forward through the API server: timed there, the tunnel would
+    # be most of every number. So they are timed inside it, and say from where, to which URL.
+    with rt.up("pod", interval=0.2, port=0, name=_name("where")) as pod:
+        pod.wait_ready()
+        timed = loose.timed_gets(pod, 60)
+        assert len(timed.seconds) == 60 and all(x > 0 for x in timed.seconds)
+        assert all(b > 0 for b in timed.bytes), "every answer carried numbers"
+        tunnel = loose.timed_gets(pod, 30, via="url")
+        assert tunnel.where == f"from this machine via app.url ({pod.url}/data)"
+        if rt.name == K8S:
+            assert timed.where == (f"inside the cluster: from container echo of pod {pod.status()['echo']['pod']} "
+                                   "to http://localhost:8000/data (echo itself, inside its pod)")
+            # The tunnel's own time (API server, kubelet) is in every request through it, none inside.
+            assert timed.percentile(50) < tunnel.percentile(50), (timed.percentile(50), tunnel.percentile(50))
+        else:
+            assert timed.where == tunnel.where, "here app.url is the coupling's own way in"
+    with rt.up("service", interval=0.2, port=0, name=_name("where")) as svc:
+        svc.wait_ready()
+        timed = loose.timed_gets(svc, 20)
+        moved = loose.bulk(svc, 0.3, rounds=2)
+        assert moved["bytes"] >= 300_000 and moved["mb_per_s"] > 0
+        assert moved["where"] == timed.where
+        if rt.name == K8S:  # echo has a Service: from the adapter's container (another pod), to its name
+            service = svc.part("echo").obj("echo")
+            assert timed.where == (f"inside the cluster: from container adapter of pod {svc.status()['adapter']['pod']} "
+                                   f"to http://{service}:8000/data (the Service {service})")
+        else:
+            assert timed.where == f"from this machine via app.url ({svc.url}/data)"
+        assert len(loose.latencies(svc, 3)) == 3, "latencies: the seconds alone, as before"
 
 
 def test_scaling_another_unit_says_why_not(rt):

@@ -10,6 +10,8 @@ import atexit
 import http.client
 import inspect
 import json
+import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +53,7 @@ Ability = Literal[
     "spread",    # app.spread_inside(requests): which copy answered, counted from inside (a cluster's Service)
     "append",    # app.append_data(nbytes): write into the generator's data file (the bulk-throughput lesson)
     "resolve",   # app.resolve(name, container=): what a name resolves to as seen from inside a container
+    "measure_inside",  # app.measure_inside(n): GET /data timed inside a cluster, not through its port-forward
     "namespaces",  # app.namespaces(): {container: {"net"|"pid"|"ipc"|"mnt": inode}} read from /proc
 ]
 
@@ -439,9 +442,24 @@ _LIVE: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 @atexit.register
 def _down_everything() -> None:
-    """At interpreter exit: stop every app a runtime of this process started (not the detached ones)."""
-    for rt in list(_LIVE):
-        rt._down_all()
+    """At interpreter exit: stop every app a runtime of this process started (not the detached ones).
+
+    A kernel being shut down (JupyterLab, papermill) gets SIGINT, then SIGTERM at half its manager's
+    wait (2.5 s of 5 by default), then SIGKILL: the first two wait here until the apps are down, so
+    a slow engine does not cut a ``down`` half-way (a network or a volume left behind)."""
+    runtimes = list(_LIVE)
+    if not runtimes:
+        return
+    held = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            held[sig] = signal.signal(sig, signal.SIG_IGN)
+    try:
+        for rt in runtimes:
+            rt._down_all()
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
 
 
 def _first_at_exit() -> None:

@@ -22,7 +22,7 @@ from .. import procs
 from ..base import App, Runtime
 from ..spec import Commands, Spec
 from . import images as cluster_images
-from . import spec, translate
+from . import inside, spec, translate
 from .client import Connection, call
 from .events import Watcher
 from .namespaces import Part
@@ -37,7 +37,7 @@ class KubernetesApp(KubernetesScaling, App):
 
     # scale, rollout, recreate, spread, append, resolve: see scaling.py (Deployments and Services do the work)
     abilities = frozenset({"exec", "replace", "stop", "scale", "rollout", "recreate", "spread", "append", "resolve",
-                           "spec", "commands"})
+                           "spec", "commands", "measure_inside"})
 
     def __init__(self, runtime: Runtime, scenario: Scenario, name: str, *, interval: float, parts: list[Part],
                  started: float, address: str = "127.0.0.1") -> None:
@@ -191,14 +191,21 @@ class KubernetesApp(KubernetesScaling, App):
     def _exec(part: Part, pod: str, container: str, argv: list[str], timeout: float = 20) -> tuple[int, str, str]:
         return part.conn.exec_in(pod, part.namespace, container, argv, timeout)
 
-    def exec(self, container: str, *argv: str) -> str:
+    def exec(self, container: str, *argv: str, timeout: float = 20) -> str:
         """``kubectl exec``: run ``argv`` in ``container`` (its current pod) and return what it printed."""
         unit = self.scenario.unit_of(container).name
-        code, out, err = self._exec(self.part(unit), self.pod_of(unit), container, list(argv))
+        code, out, err = self._exec(self.part(unit), self.pod_of(unit), container, list(argv), timeout)
         if code:
             raise AppcoupError(f"{' '.join(argv)!r} failed in {container!r} (exit code {code}).",
                                why=(err or out).strip()[-500:])
         return out
+
+    def measure_inside(self, n: int, *, path: str = "/data", timeout: float = 5.0) -> dict[str, Any]:
+        """Time ``n`` GET ``path`` inside the cluster, not through the port-forward (see :mod:`.inside`)."""
+        unit = self._entry_unit()
+        svc = self._service(unit)
+        at = inside.vantage(self, unit, svc, self._prober(unit) if svc is not None else None)
+        return inside.timed_gets(self, at, n, path=path, timeout=timeout)
 
     def spec(self) -> Spec:
         """The YAML of every object applied for this app (tags, namespace, INTERVAL as applied), per cluster."""

@@ -324,8 +324,9 @@ class _InCluster:
 
     def _run(self) -> None:
         try:
+            # As long as the rollout takes (a loaded machine: minutes); __exit__ stops the loop.
             self._out = self.app.exec(self.container, "python3", "-c", _COUNT, self.url, self._mark,
-                                      str(self.period))
+                                      str(self.period), timeout=600)
         except AppcoupError as e:
             self._out = str(e)
 
