@@ -279,7 +279,7 @@ def _end(resp: Any) -> None:
     """End a watch being read by another thread now: its thread sees the end of the stream and returns."""
     try:
         resp.shutdown()  # urllib3 >= 2.3; closing alone does not wake a thread blocked reading the socket
-    except (AttributeError, ValueError, RuntimeError):  # an older urllib3, or the response already released
+    except (AttributeError, ValueError, RuntimeError, OSError):  # an older urllib3, or already released or closed
         resp.close()  # then the watch ends at its next event or its server timeout
 
 
