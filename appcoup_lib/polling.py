@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import NotReady
+from .results import parse_numbers
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,15 @@ class Timeline(list):
         return ax
 
 
-def sample(app: Any) -> tuple[bool, int, int | None]:
-    """GET /data once: (answered, how many numbers, the newest)."""
+# How long a request counted by a rollout may take before it is a failed one: what a user waits
+# before giving up, not a test of speed (a refused or cut request fails at once either way).
+PATIENCE = 5.0
+
+
+def sample(app: Any, timeout: float | None = None) -> tuple[bool, int, int | None]:
+    """GET /data once: (answered, how many numbers, the newest); ``timeout``: the fetch's own by default."""
     try:
-        nums = app.data()
+        nums = app.data() if timeout is None else parse_numbers(app.fetch("/data", timeout=timeout))
     except NotReady:
         return False, 0, None
     return True, len(nums), nums[-1] if nums else None
@@ -99,8 +105,8 @@ class Poller:
         poll.timeline().seconds_without_data
     """
 
-    def __init__(self, app: Any, every: float = 0.1, *, keep: int | None = None) -> None:
-        self.app, self.every = app, every
+    def __init__(self, app: Any, every: float = 0.1, *, keep: int | None = None, timeout: float | None = None) -> None:
+        self.app, self.every, self.timeout = app, every, timeout
         # ``keep``: only the newest samples (a rolling window: the dashboard polls for hours).
         self.samples: list[Sample] | deque[Sample] = [] if keep is None else deque(maxlen=keep)
         self.marks: list[tuple[float, str]] = []
@@ -114,7 +120,7 @@ class Poller:
         return time.monotonic() - self._t0
 
     def sample(self) -> Sample:
-        answered, count, last = sample(self.app)
+        answered, count, last = sample(self.app, self.timeout)
         s = Sample(self.now(), answered, count, last)
         with self._lock:
             self.samples.append(s)

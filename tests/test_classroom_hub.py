@@ -468,7 +468,7 @@ def test_a_class_on_jupyterhub(hub, pytestconfig):
         report["per_learner_running_notebooks"] = {
             "peak_memory_mib_max": max(r["peak_memory_mib"] for r in ran),
             "peak_memory_mib_median": statistics.median(r["peak_memory_mib"] for r in ran),
-            "cpu_seconds_median": statistics.median(r["cpu_seconds"] for r in ran),
+            "cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in ran), 1),
             "avg_cores_median": round(statistics.median(r["cpu_seconds"] for r in ran)
                                       / max(1.0, report["notebook_wall_seconds"]), 3)}
         idle = [report["per_learner"][u]["peak_server_memory_mib"] for u in users[NB:]]

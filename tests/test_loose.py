@@ -154,7 +154,8 @@ def test_latency_and_bulk_are_taken_where_the_coupling_is(rt):
         if rt.name == K8S:  # echo has a Service: from the adapter's container (another pod), to its name
             service = svc.part("echo").obj("echo")
             assert timed.where == (f"inside the cluster: from container adapter of pod {svc.status()['adapter']['pod']} "
-                                   f"to http://{service}:8000/data (the Service {service})")
+                                   f"to http://{service}.{svc.part('echo').namespace}.svc.cluster.local:8000/data "
+                                   f"(the Service {service})")
         else:
             assert timed.where == f"from this machine via app.url ({svc.url}/data)"
         assert len(loose.latencies(svc, 3)) == 3, "latencies: the seconds alone, as before"

@@ -40,10 +40,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import InvalidInput, NotFound, NotSupported
 from ..changes import change_one_line
+from ..errors import InvalidInput, NotFound, NotSupported
 from ..paths import images_dir
-from ..polling import Poller
+from ..polling import PATIENCE, Poller
 from ..scenarios import Container, Unit
 from .base import App
 
@@ -66,7 +66,7 @@ class Traffic:
     through = "the app's URL"
 
     def __init__(self, app: App, period: float) -> None:
-        self.poll = Poller(app, every=period)
+        self.poll = Poller(app, every=period, timeout=PATIENCE)  # slower than a user waits: failed
 
     def __enter__(self) -> Traffic:  # noqa: PYI034 - typing.Self is 3.11+, and 3.10 is supported
         self.poll.__enter__()

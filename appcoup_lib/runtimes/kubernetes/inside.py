@@ -7,7 +7,7 @@ requests where the coupling's users make them:
 
 - where the unit serving ``/data`` has a Service (echo in `service`), from a container of another
   pod on the same cluster whose image has Python (the adapter), to the Service's name:
-  ``http://echo:8000/data``;
+  ``http://echo.<namespace>.svc.cluster.local:8000/data`` (absolute: no search domain tried);
 - where it has none (`pod`, `volume`, `single-image`, or no such container beside it), from the
   serving container itself to ``http://localhost:8000/data``.
 
@@ -30,7 +30,17 @@ from ...scenarios import Unit
 _TIMED = ("import socket, sys, time\n"
           "host, port, path, n, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), "
           "float(sys.argv[5])\n"
-          "ip = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]\n"
+          # The absolute name (a final dot: no search domain is tried, so a Service not yet in the
+          # cluster's DNS is not found elsewhere), asked again until the cluster's DNS knows it.
+          "for _ in range(150):\n"
+          "    try:\n"
+          "        ip = socket.getaddrinfo(host if host == 'localhost' else host + '.', port, socket.AF_INET,"
+          " socket.SOCK_STREAM)[0][4][0]\n"
+          "        break\n"
+          "    except OSError:\n"
+          "        time.sleep(0.1)\n"
+          "else:\n"
+          "    print('error', 'cannot resolve', host, flush=True); sys.exit(3)\n"
           "req = f'GET {path} HTTP/1.0\\r\\nHost: {host}:{port}\\r\\n\\r\\n'.encode()\n"
           "time.sleep(0.2)  # the interpreter's start-up is not in the first request's time\n"
           "for _ in range(n):\n"
@@ -70,7 +80,8 @@ def vantage(app: Any, unit: Unit, service: dict[str, Any] | None, prober: str | 
     part = app.part(unit.name)
     if service is not None and prober is not None and app.part(app.scenario.unit_of(prober).name) is part:
         name = service["metadata"]["name"]
-        return Vantage(prober, app.pod_of(app.scenario.unit_of(prober).name), name,
+        fqdn = f"{name}.{part.namespace}.svc.cluster.local"  # as resolve() names it
+        return Vantage(prober, app.pod_of(app.scenario.unit_of(prober).name), fqdn,
                        int(service["spec"]["ports"][0]["port"]), f"the Service {name}")
     return Vantage(entry.name, app.pod_of(unit.name), "localhost", entry.port or 8000,
                    f"{entry.name} itself, inside its pod")

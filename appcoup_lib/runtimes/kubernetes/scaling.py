@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ...errors import AppcoupError, NotSupported
+from ...polling import PATIENCE
 from ...results import Event, Spread, Table, parse_numbers
 from ...scenarios import Container, Unit
 from ..scaling import Scaling, Traffic
@@ -49,7 +50,7 @@ _COUNT = ("import signal, sys, time, urllib.request\n"
           "while run[0]:\n"
           "    s += 1\n"
           "    try:\n"
-          "        urllib.request.urlopen(url, timeout=2).read()\n"
+          f"        urllib.request.urlopen(url, timeout={PATIENCE}).read()\n"
           "    except Exception:\n"
           "        f += 1\n"
           "    time.sleep(period)\n"
