@@ -84,10 +84,10 @@ class Timeline(list):
 PATIENCE = 5.0
 
 
-def sample(app: Any, timeout: float | None = None) -> tuple[bool, int, int | None]:
-    """GET /data once: (answered, how many numbers, the newest); ``timeout``: the fetch's own by default."""
+def sample(app: Any, timeout: float = 2.0) -> tuple[bool, int, int | None]:
+    """GET /data once, waiting at most ``timeout`` s: (answered, how many numbers, the newest)."""
     try:
-        nums = app.data() if timeout is None else parse_numbers(app.fetch("/data", timeout=timeout))
+        nums = parse_numbers(app.fetch("/data", timeout=timeout))
     except NotReady:
         return False, 0, None
     return True, len(nums), nums[-1] if nums else None
@@ -105,7 +105,7 @@ class Poller:
         poll.timeline().seconds_without_data
     """
 
-    def __init__(self, app: Any, every: float = 0.1, *, keep: int | None = None, timeout: float | None = None) -> None:
+    def __init__(self, app: Any, every: float = 0.1, *, keep: int | None = None, timeout: float = 2.0) -> None:
         self.app, self.every, self.timeout = app, every, timeout
         # ``keep``: only the newest samples (a rolling window: the dashboard polls for hours).
         self.samples: list[Sample] | deque[Sample] = [] if keep is None else deque(maxlen=keep)

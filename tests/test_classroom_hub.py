@@ -32,6 +32,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, required
 
+from appcoup_lib.runtimes.local.procs import pid_alive
+
 pytestmark = [pytest.mark.classroom, pytest.mark.slow]
 
 KUBECTL = os.environ.get("APPCOUP_KUBECTL", "/var/cache/appcoup-cluster/kubectl")
@@ -103,7 +105,7 @@ def hub(tmp_path_factory, pytestconfig):
              f"the whole class test, up to down: {time.monotonic() - t0:.0f} s")
         assert d.returncode == 0, f"classroom/down failed:\n{d.stderr[-3000:]}"
         # -- nothing of the class is left: no hub, no proxy, no namespace or object labelled with the class ---
-        running = {f: pid for f, pid in pids.items() if pid and _alive(pid)}
+        running = {f: pid for f, pid in pids.items() if pid and pid_alive(pid)}
         assert not running, f"still running after classroom/down: {running}"
         assert not _class_leftovers(), f"left on the cluster after classroom/down: {_class_leftovers()}"
 
@@ -123,19 +125,6 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by whoever inherited it) runs nothing
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _class_leftovers() -> list[str]:

@@ -28,6 +28,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +65,6 @@ def probe_node(conn: Connection, namespace: str, node: str, tags: list[str], *, 
     """Of ``tags``, those the node ``node`` holds, asked of its kubelet itself: one short-lived pod pinned
     to the node with a container per image and ``imagePullPolicy: Never`` (a missing image is
     ``ErrImageNeverPull``, nothing is pulled). For a node whose status lists only its largest images."""
-    import time
-
     if not tags:
         return set()
     labels = {LABEL: LABEL_VALUE}
